@@ -1,0 +1,98 @@
+// QATC v2 and QATQ exact payloads: the interchange format written by the
+// existing QATQ tools (../shared/spec/qatc-v2.md, restated in docs/FORMATS.md).
+// All integers are big-endian; tensor bytes in and out are little-endian.
+//
+// Thread-safety: all functions are pure; safe to call concurrently.
+#ifndef QATQ_CODEC_QATC_V2_H_
+#define QATQ_CODEC_QATC_V2_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "codec/dtype.h"
+#include "codec/qatc_v3.h"  // ByteSink
+
+namespace qatq {
+
+inline constexpr size_t kPayloadHeaderSize = 36;  // envelope (28) + QEX1 prefix (8)
+inline constexpr size_t kContainerHeaderSize = 32;
+inline constexpr uint64_t kMaxPayloadElements = uint64_t{1} << 26;
+inline constexpr uint64_t kMaxContainerElements = uint64_t{1} << 32;
+inline constexpr uint32_t kMaxContainerChunks = uint32_t{1} << 20;
+
+// The v2 strategy ids (spec table 1.3). DO NOT CHANGE.
+enum class V2Strategy : uint8_t {
+  kPredictorXor = 0,
+  kRawBits = 1,
+  kByteRle = 2,
+  kBytePlaneRle = 3,
+  kDeltaXorBytePlaneRle = 4,
+  kBytePlaneBlocks = 5,
+  kBytePlanePackedRle = 6,
+  kBytePlaneZstd = 7,
+  kQuaternionChainZstd = 8,
+  kAdjacentXorBytePlaneZstd = 9,
+  kStridedXorBytePlaneZstd = 10,
+};
+
+struct PayloadInfo {
+  DType dtype = DType::kF32;  // never kBytes
+  uint64_t element_count = 0;
+  uint8_t strategy = 0;
+  uint32_t stride = 0;  // strategy 10 only
+  uint64_t checksum = 0;
+};
+
+struct PayloadEncodeOptions {
+  // Stride for strategy 10 (f16/bf16); 0 = try the detected candidates.
+  // Default: 0
+  uint32_t stride_elements = 0;
+};
+
+// True if `prefix` starts with the payload magic "QATQ" / container "QATC" v2.
+bool LooksLikePayload(std::string_view prefix);
+bool LooksLikeQatcV2(std::string_view prefix);
+
+// Encodes one exact payload, choosing the smallest valid strategy.
+// REQUIRES: raw.size() % DTypeWidth(dtype) == 0, dtype != kBytes,
+//           raw.size() / width <= kMaxPayloadElements.
+Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptions& options,
+                     std::string* payload);
+
+// Parses the 36-byte prefix only (all header rules of spec 1.1/1.2).
+Status ParsePayloadHeader(std::string_view payload, PayloadInfo* info);
+
+// Decodes a complete payload into *raw (little-endian), verifying the
+// checksum. Corruption/NotSupported with a message naming the problem.
+Status DecodePayload(std::string_view payload, std::string* raw, PayloadInfo* info = nullptr);
+
+struct ContainerChunkInfo {
+  uint64_t offset = 0;  // of the payload (after its u32 length)
+  uint32_t length = 0;
+  PayloadInfo payload;
+};
+
+struct ContainerInfo {
+  DType dtype = DType::kF32;
+  uint64_t element_count = 0;
+  uint64_t aggregate_checksum = 0;
+  std::vector<ContainerChunkInfo> chunks;
+};
+
+// Checks 1-4 of spec 2.3 (header, walk, end, aggregate checksum); fills *info.
+Status ReadQatcV2Structure(std::string_view file, ContainerInfo* info);
+
+// Encodes a v2 container of chunks of `max_values_per_chunk` elements.
+Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_chunk,
+                    const PayloadEncodeOptions& options, int threads, const ByteSink& sink);
+
+// Decodes a v2 container: every check of spec 2.3 (including every chunk's
+// checksum) passes BEFORE the first call to `sink`.
+Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads = 0);
+
+}  // namespace qatq
+
+#endif  // QATQ_CODEC_QATC_V2_H_
