@@ -89,8 +89,11 @@ Status ReadQatcV2Structure(std::string_view file, ContainerInfo* info);
 Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_chunk,
                     const PayloadEncodeOptions& options, int threads, const ByteSink& sink);
 
-// Decodes a v2 container: every check of spec 2.3 (including every chunk's
-// checksum) passes BEFORE the first call to `sink`.
+// Decodes a v2 container. Checks 1-4 of spec 2.3 pass before the first call
+// to `sink`; each chunk's own checksum (check 5) is verified before that
+// chunk's bytes are passed on. On a check-5 failure earlier chunks have been
+// delivered: callers stage output in a temp file and discard it on error
+// (spec 2.3, last paragraph), as the qatq CLI does.
 Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads = 0);
 
 }  // namespace qatq

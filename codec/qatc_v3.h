@@ -70,10 +70,12 @@ Status ReadQatcV3Index(std::string_view file, QatcV3Index* index);
 Status DecodeQatcV3Chunk(std::string_view file, const QatcV3Index& index, size_t k,
                          std::string* raw);
 
-// Full decode: checks everything (index, every record checksum, every decoded
-// chunk's checksum) BEFORE the first call to `sink`, so a corrupt file never
-// produces partial output. Memory: O(threads * chunk) plus raw output staging
-// as needed. `threads` 0 = all cores.
+// Full decode. The header, trailer, index, whole-file checksum and every
+// record checksum are verified before the first call to `sink`; each chunk's
+// raw checksum is verified before its bytes are passed on. A failure after
+// that (a record that passes its checksum but does not decode) returns
+// non-OK after partial output: callers stage output in a temp file (the CLI
+// does). Memory: O(threads * chunk). `threads` 0 = all cores.
 Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads = 0);
 
 // Builds a v3 file from already-encoded chunk records (export from the
