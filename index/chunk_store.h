@@ -51,10 +51,24 @@ class ChunkStore {
   virtual Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) = 0;
 };
 
+struct FileChunkStoreOptions {
+  // Open without creating or cleaning anything; Put/Delete fail with
+  // IOError(EROFS).
+  // Default: false
+  bool read_only = false;
+};
+
 // One file per object: DIR/xx/<32 hex digits>, where xx are the first two
 // hex digits. Objects are written to DIR/tmp/, fdatasync'ed and renamed into
 // place, so a crash leaves only complete objects (and tmp files that Open
-// removes). Files and directories are created 0600/0700.
+// removes). Files and directories are created 0600/0700 whatever the umask.
+// DIR and DIR/tmp are created if missing. Put of an id whose object exists
+// with the same size writes nothing; with a different size (a damaged
+// object) it replaces the object. Get refuses objects larger than any
+// valid record (Corruption) instead of allocating for them.
+Status OpenFileChunkStore(const std::string& dir, const FileChunkStoreOptions& options,
+                          std::unique_ptr<ChunkStore>* store);
+// Same with default options.
 Status OpenFileChunkStore(const std::string& dir, std::unique_ptr<ChunkStore>* store);
 
 // An in-memory store for tests.

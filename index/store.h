@@ -14,6 +14,7 @@
 #ifndef QATQ_INDEX_STORE_H_
 #define QATQ_INDEX_STORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,14 @@
 
 namespace qatq {
 
+// Chunk size of new stores when MkfsOptions::chunk_bytes is 0. The one
+// place this default lives; docs/STORE.md records how it was chosen.
+inline constexpr uint32_t kDefaultChunkBytes = 1u << 20;
+// Accepted range of MkfsOptions::chunk_bytes (and of a superblock's
+// default_chunk_bytes); values must also be multiples of 4.
+inline constexpr uint32_t kMinChunkBytes = 64u << 10;
+inline constexpr uint32_t kMaxChunkBytes = 16u << 20;
+
 struct StoreOptions {
   // Open for reading only: no lock taken, no writes allowed.
   // Default: false
@@ -31,8 +40,7 @@ struct StoreOptions {
 
 struct MkfsOptions {
   // Chunk size for new files, bytes; a multiple of 4, 64 KiB .. 16 MiB.
-  // Default: see kDefaultChunkBytes in index/store.cc (chosen by measurement,
-  // docs/STORE.md).
+  // Default: 0 = kDefaultChunkBytes (chosen by measurement, docs/STORE.md).
   uint32_t chunk_bytes = 0;
   // Owner of the root directory.
   uint32_t root_uid = 0;
@@ -51,10 +59,21 @@ class Store {
 };
 
 // Creates a new, empty store at `path` (which must not exist or be an empty
-// directory): superblock, root inode, directories with mode 0700.
+// directory; its parent must exist): superblock, root inode, directories
+// with mode 0700, LOCK 0600. The superblock, the root inode and the last
+// inode number are one RocksDB batch, so a crash during mkfs leaves either
+// a complete store or a directory OpenStore refuses as "not a store".
+// InvalidArgument for a bad chunk size or a non-empty directory.
 Status CreateStore(const std::string& path, const MkfsOptions& options);
 
-// Opens an existing store. Busy (message names what to do) if locked.
+// Opens an existing store; on success *store owns it (closing it releases
+// the lock). Errors:
+//   NotFound         `path` does not exist
+//   InvalidArgument  `path` is not a directory or has no index/
+//   Corruption       the index has no superblock (not a store / mkfs died)
+//   NotSupported     the store's format version is not kStoreFormatVersion
+//   Busy             another process (or another Store object in this
+//                    process) has it open for writing
 Status OpenStore(const std::string& path, const StoreOptions& options,
                  std::unique_ptr<Store>* store);
 

@@ -1,0 +1,425 @@
+// MetadataStore on one RocksDB database (default column family). Keys and
+// values: index/keys.h.
+
+#include "index/rocksdb_metadata_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <string_view>
+
+#include "index/keys.h"
+
+namespace qatq {
+
+namespace {
+
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+class RocksMetaBatch final : public MetaBatch {
+ public:
+  void PutSuperblock(const Superblock& sb) override {
+    EncodeSuperblock(sb, &scratch_);
+    Put(SuperblockKey(), scratch_);
+  }
+  void PutInode(const InodeAttr& attr) override {
+    EncodeInode(attr, &scratch_);
+    Put(InodeKey(attr.ino), scratch_);
+  }
+  void DeleteInode(InodeId ino) override { Delete(InodeKey(ino)); }
+  void PutDirEntry(InodeId parent, const DirEntry& entry) override {
+    EncodeDirEntry(entry, &scratch_);
+    Put(DirEntryKey(parent, entry.name), scratch_);
+  }
+  void DeleteDirEntry(InodeId parent, std::string_view name) override {
+    Delete(DirEntryKey(parent, name));
+  }
+  void PutChunkRef(InodeId ino, uint64_t index, const ChunkRef& ref) override {
+    EncodeChunkRef(ref, &scratch_);
+    Put(ChunkMapKey(ino, index), scratch_);
+  }
+  void DeleteChunkRef(InodeId ino, uint64_t index) override { Delete(ChunkMapKey(ino, index)); }
+  void PutXattr(InodeId ino, std::string_view name, std::string_view value) override {
+    EncodeXattrValue(value, &scratch_);
+    Put(XattrKey(ino, name), scratch_);
+  }
+  void DeleteXattr(InodeId ino, std::string_view name) override { Delete(XattrKey(ino, name)); }
+  void SetChunkRefcount(const ChunkId& id, uint64_t count) override {
+    if (count == 0) {
+      Delete(RefcountKey(id));
+      return;
+    }
+    EncodeU64Value(count, &scratch_);
+    Put(RefcountKey(id), scratch_);
+  }
+  void PutOrphan(InodeId ino) override {
+    EncodeOrphanValue(&scratch_);
+    Put(OrphanKey(ino), scratch_);
+  }
+  void DeleteOrphan(InodeId ino) override { Delete(OrphanKey(ino)); }
+  void PutLastInode(InodeId ino) override {
+    EncodeU64Value(ino, &scratch_);
+    Put(LastInodeKey(), scratch_);
+  }
+  bool empty() const override { return batch_.Count() == 0; }
+
+  rocksdb::WriteBatch* batch() { return &batch_; }
+  // A WriteBatch records the first error of Put/Delete (only possible for
+  // absurd sizes); Commit reports it instead of writing a partial batch.
+  const rocksdb::Status& error() const { return error_; }
+
+ private:
+  void Put(const std::string& key, const std::string& value) {
+    rocksdb::Status s = batch_.Put(key, value);
+    if (!s.ok() && error_.ok()) error_ = s;
+  }
+  void Delete(const std::string& key) {
+    rocksdb::Status s = batch_.Delete(key);
+    if (!s.ok() && error_.ok()) error_ = s;
+  }
+
+  rocksdb::WriteBatch batch_;
+  rocksdb::Status error_;
+  std::string scratch_;
+};
+
+class RocksDbMetadataStore final : public MetadataStore {
+ public:
+  RocksDbMetadataStore(std::unique_ptr<rocksdb::DB> db, bool read_only, std::string dir)
+      : db_(std::move(db)), read_only_(read_only), dir_(std::move(dir)) {}
+
+  ~RocksDbMetadataStore() override {
+    // Close() reports background errors we can no longer act on; the WAL
+    // already holds every committed batch.
+    db_->Close().PermitUncheckedError();
+  }
+
+  RocksDbMetadataStore(const RocksDbMetadataStore&) = delete;
+  RocksDbMetadataStore& operator=(const RocksDbMetadataStore&) = delete;
+
+  Status GetSuperblock(Superblock* sb) override {
+    std::string v;
+    QATQ_RETURN_IF_ERROR(GetRaw(SuperblockKey(), &v));
+    return DecodeSuperblock(v, sb);
+  }
+
+  Status GetLastInode(InodeId* ino) override {
+    std::string v;
+    Status s = GetRaw(LastInodeKey(), &v);
+    if (s.IsNotFound()) {
+      *ino = 0;
+      return Status::OK();
+    }
+    QATQ_RETURN_IF_ERROR(s);
+    return WithKey(DecodeU64Value(v, ino), LastInodeKey());
+  }
+
+  Status GetInode(InodeId ino, InodeAttr* attr) override {
+    std::string v;
+    std::string key = InodeKey(ino);
+    QATQ_RETURN_IF_ERROR(GetRaw(key, &v));
+    return WithKey(DecodeInode(ino, v, attr), key);
+  }
+
+  Status Lookup(InodeId parent, std::string_view name, DirEntry* entry) override {
+    std::string v;
+    std::string key = DirEntryKey(parent, name);
+    QATQ_RETURN_IF_ERROR(GetRaw(key, &v));
+    return WithKey(DecodeDirEntry(name, v, entry), key);
+  }
+
+  Status ListDir(InodeId dir, std::string_view start_after, size_t max,
+                 std::vector<DirEntry>* entries) override {
+    entries->clear();
+    if (max == 0) return Status::OK();
+    const std::string prefix = DirEntryPrefix(dir);
+    const std::string start = DirEntryKey(dir, start_after);
+    return Scan(start, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      InodeId parent;
+      std::string_view name;
+      if (!ParseDirEntryKey(k, &parent, &name)) return Malformed(k);
+      if (k == start) return Status::OK();  // strictly after start_after
+      DirEntry e;
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeDirEntry(name, v, &e), k));
+      entries->push_back(std::move(e));
+      return entries->size() >= max ? Stop() : Status::OK();
+    });
+  }
+
+  Status DirHasEntries(InodeId dir, bool* has) override {
+    *has = false;
+    const std::string prefix = DirEntryPrefix(dir);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view, std::string_view) {
+      *has = true;
+      return Stop();
+    });
+  }
+
+  Status GetChunkRefs(InodeId ino, uint64_t first, uint64_t last,
+                      std::vector<std::pair<uint64_t, ChunkRef>>* refs) override {
+    refs->clear();
+    if (first > last) return Status::OK();
+    return Scan(ChunkMapKey(ino, first), PrefixSuccessor(ChunkMapPrefix(ino)),
+                [&](std::string_view k, std::string_view v) {
+                  InodeId key_ino;
+                  uint64_t index;
+                  if (!ParseChunkMapKey(k, &key_ino, &index)) return Malformed(k);
+                  if (index > last) return Stop();
+                  ChunkRef ref;
+                  QATQ_RETURN_IF_ERROR(WithKey(DecodeChunkRef(v, &ref), k));
+                  refs->emplace_back(index, ref);
+                  return Status::OK();
+                });
+  }
+
+  Status GetXattr(InodeId ino, std::string_view name, std::string* value) override {
+    std::string v;
+    std::string key = XattrKey(ino, name);
+    QATQ_RETURN_IF_ERROR(GetRaw(key, &v));
+    return WithKey(DecodeXattrValue(v, value), key);
+  }
+
+  Status ListXattrs(InodeId ino, std::vector<std::string>* names) override {
+    names->clear();
+    const std::string prefix = XattrPrefix(ino);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view) {
+      InodeId key_ino;
+      std::string_view name;
+      if (!ParseXattrKey(k, &key_ino, &name)) return Malformed(k);
+      names->emplace_back(name);
+      return Status::OK();
+    });
+  }
+
+  Status GetChunkRefcount(const ChunkId& id, uint64_t* count) override {
+    std::string v;
+    std::string key = RefcountKey(id);
+    Status s = GetRaw(key, &v);
+    if (s.IsNotFound()) {
+      *count = 0;
+      return Status::OK();
+    }
+    QATQ_RETURN_IF_ERROR(s);
+    return WithKey(DecodeU64Value(v, count), key);
+  }
+
+  Status ListOrphans(std::vector<InodeId>* inodes) override {
+    inodes->clear();
+    const std::string prefix(1, kOrphanPrefix);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      InodeId ino;
+      if (!ParseOrphanKey(k, &ino)) return Malformed(k);
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeOrphanValue(v), k));
+      inodes->push_back(ino);
+      return Status::OK();
+    });
+  }
+
+  Status ForEachInode(const std::function<Status(const InodeAttr&)>& fn) override {
+    const std::string prefix(1, kInodePrefix);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      InodeId ino;
+      if (!ParseInodeKey(k, &ino)) return Malformed(k);
+      InodeAttr attr;
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeInode(ino, v, &attr), k));
+      return fn(attr);
+    });
+  }
+
+  Status ForEachDirEntry(
+      const std::function<Status(InodeId parent, const DirEntry&)>& fn) override {
+    const std::string prefix(1, kDirEntryPrefix);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      InodeId parent;
+      std::string_view name;
+      if (!ParseDirEntryKey(k, &parent, &name)) return Malformed(k);
+      DirEntry e;
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeDirEntry(name, v, &e), k));
+      return fn(parent, e);
+    });
+  }
+
+  Status ForEachChunkRef(
+      const std::function<Status(InodeId ino, uint64_t index, const ChunkRef&)>& fn) override {
+    const std::string prefix(1, kChunkMapPrefix);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      InodeId ino;
+      uint64_t index;
+      if (!ParseChunkMapKey(k, &ino, &index)) return Malformed(k);
+      ChunkRef ref;
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeChunkRef(v, &ref), k));
+      return fn(ino, index, ref);
+    });
+  }
+
+  Status ForEachChunkRefcount(
+      const std::function<Status(const ChunkId&, uint64_t count)>& fn) override {
+    const std::string prefix(1, kRefcountPrefix);
+    return Scan(prefix, PrefixSuccessor(prefix), [&](std::string_view k, std::string_view v) {
+      ChunkId id;
+      if (!ParseRefcountKey(k, &id)) return Malformed(k);
+      uint64_t count;
+      QATQ_RETURN_IF_ERROR(WithKey(DecodeU64Value(v, &count), k));
+      return fn(id, count);
+    });
+  }
+
+  std::unique_ptr<MetaBatch> NewBatch() override { return std::make_unique<RocksMetaBatch>(); }
+
+  Status Commit(MetaBatch* batch, bool sync) override {
+    auto* b = dynamic_cast<RocksMetaBatch*>(batch);
+    if (b == nullptr) {
+      return Status::InvalidArgument("batch was not created by this metadata store");
+    }
+    if (read_only_) return Status::IOError("metadata index is open read-only", EROFS);
+    if (!b->error().ok()) return FromRocksDb(b->error(), "building metadata batch");
+    if (b->empty()) return Status::OK();
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    rocksdb::Status s = db_->Write(wo, b->batch());
+    if (!s.ok() && !s.IsNotSupported()) {
+      // A failed write puts RocksDB into a read-only error state. Try to
+      // clear it once (space may have been freed since), so that one ENOSPC
+      // does not leave the mount read-only for good; the batch still failed.
+      db_->Resume().PermitUncheckedError();
+    }
+    return FromRocksDb(s, "committing metadata batch");
+  }
+
+  Status Flush() override {
+    if (read_only_) return Status::OK();
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    QATQ_RETURN_IF_ERROR(FromRocksDb(db_->Flush(fo), "flushing metadata index"));
+    return FromRocksDb(db_->SyncWAL(), "syncing metadata WAL");
+  }
+
+ private:
+  // A status that ends a scan early without being an error.
+  static Status Stop() { return Status::NotFound("\x01stop"); }
+  static bool IsStop(const Status& s) { return s.IsNotFound() && s.message() == "\x01stop"; }
+
+  static Status Malformed(std::string_view key) {
+    return Status::Corruption("malformed key in metadata index: " + DescribeKey(key));
+  }
+
+  static Status WithKey(const Status& s, std::string_view key) {
+    if (s.ok()) return s;
+    return s.WithContext(DescribeKey(key));
+  }
+
+  Status GetRaw(const std::string& key, std::string* value) {
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, value);
+    if (s.IsNotFound()) return Status::NotFound(DescribeKey(key) + " not found");
+    return FromRocksDb(s, "reading " + DescribeKey(key));
+  }
+
+  // Calls fn(key, value) for keys in [start, upper) in order until fn
+  // returns non-OK; Stop() ends the scan with OK.
+  Status Scan(const std::string& start, const std::string& upper,
+              const std::function<Status(std::string_view, std::string_view)>& fn) {
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper_slice(upper);
+    if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(start); it->Valid(); it->Next()) {
+      Status s = fn(ToView(it->key()), ToView(it->value()));
+      if (IsStop(s)) return Status::OK();
+      if (!s.ok()) return s;
+    }
+    return FromRocksDb(it->status(), "scanning metadata index");
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  const bool read_only_;
+  const std::string dir_;
+};
+
+// Read-only opens must not write: RocksDB's default info log would rotate
+// the LOG of the process that has the index open for writing (and fails on
+// read-only media).
+class NullLogger final : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+rocksdb::Options MakeOptions(const MetadataStoreOptions& options, rocksdb::Env* env) {
+  rocksdb::Options o;
+  o.create_if_missing = options.create_if_missing;
+  if (env != nullptr) o.env = env;
+  // Refuse to open on any detected corruption rather than silently dropping
+  // data: fsck and a human decide what to do.
+  o.paranoid_checks = true;
+  // The index is small (~100 bytes per chunk): keep descriptors, memory and
+  // info logs bounded on a machine also running the codec.
+  o.max_open_files = 512;
+  o.write_buffer_size = 16 << 20;
+  o.max_write_buffer_number = 3;
+  o.max_background_jobs = 2;
+  o.keep_log_file_num = 4;
+  o.max_log_file_size = 4 << 20;
+  o.recycle_log_file_num = 0;
+  rocksdb::BlockBasedTableOptions t;
+  // Point lookups dominate (getattr, lookup, refcounts): a bloom filter
+  // avoids touching SSTs that do not hold the key.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.block_cache = rocksdb::NewLRUCache(32 << 20);
+  t.cache_index_and_filter_blocks = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  t.format_version = 5;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+}  // namespace
+
+Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  std::string msg = context + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return Status::Busy(msg);
+  if (s.IsIOError()) {
+    const std::string text = s.ToString();
+    if (text.find("lock file") != std::string::npos ||
+        text.find("lock hold") != std::string::npos) {
+      return Status::Busy(msg);
+    }
+    if (s.IsNoSpace()) return Status::IOError(msg, ENOSPC);
+    return Status::IOError(msg, EIO);
+  }
+  return Status::IOError(msg, EIO);
+}
+
+Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataStoreOptions& options,
+                                       rocksdb::Env* env, std::unique_ptr<MetadataStore>* store) {
+  rocksdb::Options o = MakeOptions(options, env);
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (options.read_only) {
+    o.create_if_missing = false;
+    o.info_log = std::make_shared<NullLogger>();
+    s = rocksdb::DB::OpenForReadOnly(o, dir, &raw);
+  } else {
+    s = rocksdb::DB::Open(o, dir, &raw);
+  }
+  if (!s.ok()) return FromRocksDb(s, "opening metadata index " + dir);
+  store->reset(new RocksDbMetadataStore(std::unique_ptr<rocksdb::DB>(raw), options.read_only, dir));
+  return Status::OK();
+}
+
+Status OpenRocksDbMetadataStore(const std::string& dir, const MetadataStoreOptions& options,
+                                std::unique_ptr<MetadataStore>* store) {
+  return OpenRocksDbMetadataStoreWithEnv(dir, options, nullptr, store);
+}
+
+}  // namespace qatq
