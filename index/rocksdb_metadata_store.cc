@@ -10,7 +10,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <cerrno>
+#include <mutex>
+#include <shared_mutex>
 #include <cstdarg>
 #include <string_view>
 
@@ -89,15 +92,24 @@ class RocksMetaBatch final : public MetaBatch {
   std::string scratch_;
 };
 
+// Forward: opens the RocksDB instance itself (used at open and to reopen
+// after a failed write).
+rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& options,
+                       rocksdb::Env* env, std::unique_ptr<rocksdb::DB>* db);
+
 class RocksDbMetadataStore final : public MetadataStore {
  public:
-  RocksDbMetadataStore(std::unique_ptr<rocksdb::DB> db, bool read_only, std::string dir)
-      : db_(std::move(db)), read_only_(read_only), dir_(std::move(dir)) {}
+  RocksDbMetadataStore(std::unique_ptr<rocksdb::DB> db, std::string dir,
+                       const MetadataStoreOptions& options, rocksdb::Env* env)
+      : db_(std::move(db)), read_only_(options.read_only), dir_(std::move(dir)),
+        options_(options), env_(env) {
+    options_.create_if_missing = false;
+  }
 
   ~RocksDbMetadataStore() override {
     // Close() reports background errors we can no longer act on; the WAL
     // already holds every committed batch.
-    db_->Close().PermitUncheckedError();
+    if (db_) db_->Close().PermitUncheckedError();
   }
 
   RocksDbMetadataStore(const RocksDbMetadataStore&) = delete;
@@ -280,20 +292,24 @@ class RocksDbMetadataStore final : public MetadataStore {
     if (read_only_) return Status::IOError("metadata index is open read-only", EROFS);
     if (!b->error().ok()) return FromRocksDb(b->error(), "building metadata batch");
     if (b->empty()) return Status::OK();
+    if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (!db_) return Closed();
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     rocksdb::Status s = db_->Write(wo, b->batch());
-    if (!s.ok() && !s.IsNotSupported()) {
-      // A failed write puts RocksDB into a read-only error state. Try to
-      // clear it once (space may have been freed since), so that one ENOSPC
-      // does not leave the mount read-only for good; the batch still failed.
-      db_->Resume().PermitUncheckedError();
+    Status result = FromRocksDb(s, "committing metadata batch");
+    if (!s.ok() && (s.IsIOError() || s.IsCorruption())) {
+      last_write_errno_.store(result.posix_errno() != 0 ? result.posix_errno() : EIO);
+      failed_.store(true);
     }
-    return FromRocksDb(s, "committing metadata batch");
+    return result;
   }
 
   Status Flush() override {
     if (read_only_) return Status::OK();
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (!db_) return Closed();
     rocksdb::FlushOptions fo;
     fo.wait = true;
     QATQ_RETURN_IF_ERROR(FromRocksDb(db_->Flush(fo), "flushing metadata index"));
@@ -314,7 +330,36 @@ class RocksDbMetadataStore final : public MetadataStore {
     return s.WithContext(DescribeKey(key));
   }
 
+  // After a failed write RocksDB 7.8 must not write again through the same
+  // instance (its WAL writer keeps the error, and Resume() can reuse it and
+  // abort). Closing and reopening replays the WAL: the failed batch comes
+  // back entirely (its record reached the log) or not at all (torn record
+  // dropped), so atomicity holds either way.
+  Status Reopen() {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    if (!failed_.load()) return Status::OK();  // another thread reopened
+    if (db_) {
+      db_->Close().PermitUncheckedError();
+      db_.reset();
+    }
+    rocksdb::Status s = OpenDb(dir_, options_, env_, &db_);
+    if (!s.ok()) {
+      db_.reset();
+      return Status::IOError("metadata index could not be reopened after a failed write: " +
+                                 s.ToString(),
+                             last_write_errno_.load());
+    }
+    failed_.store(false);
+    return Status::OK();
+  }
+
+  Status Closed() const {
+    return Status::IOError("metadata index is closed after a failed write", last_write_errno_.load());
+  }
+
   Status GetRaw(const std::string& key, std::string* value) {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (!db_) return Closed();
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, value);
     if (s.IsNotFound()) return Status::NotFound(DescribeKey(key) + " not found");
     return FromRocksDb(s, "reading " + DescribeKey(key));
@@ -327,6 +372,10 @@ class RocksDbMetadataStore final : public MetadataStore {
     rocksdb::ReadOptions ro;
     rocksdb::Slice upper_slice(upper);
     if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+    // Held for the whole scan: fn may read (shared again) but must not
+    // Commit, which could need the exclusive lock to reopen.
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (!db_) return Closed();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     for (it->Seek(start); it->Valid(); it->Next()) {
       Status s = fn(ToView(it->key()), ToView(it->value()));
@@ -336,9 +385,15 @@ class RocksDbMetadataStore final : public MetadataStore {
     return FromRocksDb(it->status(), "scanning metadata index");
   }
 
-  std::unique_ptr<rocksdb::DB> db_;
+  // Readers and writers hold mu_ shared; Reopen holds it exclusive.
+  std::shared_mutex mu_;
+  std::unique_ptr<rocksdb::DB> db_;  // GUARDED_BY(mu_); null if reopen failed
+  std::atomic<bool> failed_{false};  // a write failed; reopen before the next
+  std::atomic<int> last_write_errno_{EIO};
   const bool read_only_;
   const std::string dir_;
+  MetadataStoreOptions options_;
+  rocksdb::Env* const env_;
 };
 
 // Read-only opens must not write: RocksDB's default info log would rotate
@@ -400,8 +455,9 @@ Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
   return Status::IOError(msg, EIO);
 }
 
-Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataStoreOptions& options,
-                                       rocksdb::Env* env, std::unique_ptr<MetadataStore>* store) {
+namespace {
+rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& options,
+                       rocksdb::Env* env, std::unique_ptr<rocksdb::DB>* db) {
   rocksdb::Options o = MakeOptions(options, env);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
@@ -412,8 +468,17 @@ Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataSto
   } else {
     s = rocksdb::DB::Open(o, dir, &raw);
   }
+  db->reset(raw);
+  return s;
+}
+}  // namespace
+
+Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataStoreOptions& options,
+                                       rocksdb::Env* env, std::unique_ptr<MetadataStore>* store) {
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::Status s = OpenDb(dir, options, env, &db);
   if (!s.ok()) return FromRocksDb(s, "opening metadata index " + dir);
-  store->reset(new RocksDbMetadataStore(std::unique_ptr<rocksdb::DB>(raw), options.read_only, dir));
+  store->reset(new RocksDbMetadataStore(std::move(db), dir, options, env));
   return Status::OK();
 }
 
