@@ -50,6 +50,20 @@ struct PayloadEncodeOptions {
   // Stride for strategy 10 (f16/bf16); 0 = try the detected candidates.
   // Default: 0
   uint32_t stride_elements = 0;
+  // When stride_elements is 0, search the chunk for its row length (a
+  // sample-based scan of strides up to 1024) in addition to the fixed
+  // power-of-two candidates. Default: true
+  bool detect_stride = true;
+  // Compress both zstd candidates (plain planes and the best predictor) in
+  // full instead of first trying them on an 8192-element sample and keeping
+  // only those within `estimate_margin` of the best trial. Slower; used to
+  // check the sampling. Default: false
+  bool exhaustive = false;
+  // Relative slack of the sample trial (see above). Default: 0.02
+  double estimate_margin = 0.02;
+  // Write exactly this strategy (1..10, valid for the dtype) instead of
+  // choosing; for tests and interoperability checks. Default: -1 (choose)
+  int force_strategy = -1;
 };
 
 // True if `prefix` starts with the payload magic "QATQ" / container "QATC" v2.
@@ -67,7 +81,14 @@ Status ParsePayloadHeader(std::string_view payload, PayloadInfo* info);
 
 // Decodes a complete payload into *raw (little-endian), verifying the
 // checksum. Corruption/NotSupported with a message naming the problem.
+// *raw is resized only after the body has been checked against the element
+// count, so allocation is bounded by what the payload bytes can describe.
 Status DecodePayload(std::string_view payload, std::string* raw, PayloadInfo* info = nullptr);
+
+// As DecodePayload, into dst[0, dst_len). On error dst holds unspecified
+// bytes. REQUIRES: dst_len == element count * width (from ParsePayloadHeader).
+Status DecodePayloadTo(std::string_view payload, char* dst, size_t dst_len,
+                       PayloadInfo* info = nullptr);
 
 struct ContainerChunkInfo {
   uint64_t offset = 0;  // of the payload (after its u32 length)
