@@ -1,0 +1,397 @@
+// qatqfs: the daemon (`qatqfs STORE MOUNTPOINT [-o opts] [-f]`, the argument
+// shape mount.fuse3 and fstab use) and its subcommands mkfs, stats.
+//
+// Start-up order: parse options; unless -f, fork (before any thread exists:
+// RocksDB and the worker pool start threads that a later fork would lose);
+// the child opens the store, creates the session, installs signal handlers
+// and mounts, then tells the waiting parent whether the mount is live. The
+// parent prints nothing and exits 0 only then; any error before that is
+// printed to the terminal and exits non-zero. Unmount (fusermount3 -u,
+// SIGTERM, SIGINT) ends the session loop; destroy commits all dirty data.
+#define FUSE_USE_VERSION 314
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "fs/filesystem.h"
+#include "fs/fuse_ops.h"
+#include "fs/log.h"
+#include "fs/store_stats.h"
+#include "index/store.h"
+
+namespace qatq {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+void PrintUsage(FILE* f) {
+  std::fprintf(f,
+               "usage: qatqfs STORE MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
+               "       qatqfs mkfs STORE [--chunk-size BYTES]\n"
+               "       qatqfs stats MOUNTPOINT|STORE [--json]\n"
+               "       qatqfs --version | --help\n"
+               "\n"
+               "Mounts a qatqfs store: files are stored as losslessly compressed chunks\n"
+               "(QATC v3) indexed in RocksDB. Also usable as `mount -t fuse.qatqfs STORE MNT`\n"
+               "and in fstab: STORE MNT fuse.qatqfs allow_other,default_permissions 0 0\n"
+               "\n"
+               "qatqfs options:\n"
+               "  -o ro                   mount read-only\n"
+               "  -o dtype=auto|bf16|f16|f32|bytes\n"
+               "                          element type for new files (default auto:\n"
+               "                          user.qatq.dtype xattr, name suffix, safetensors\n"
+               "                          header, sampling of the first chunk)\n"
+               "  -o cache_mb=N           decoded chunk cache in MiB (default 256)\n"
+               "  -o log_level=error|warning|info|debug (default warning)\n"
+               "  -f                      stay in the foreground\n"
+               "  -d                      debug (FUSE request trace; implies -f)\n"
+               "  -s                      single-threaded session loop\n"
+               "FUSE options: allow_other, default_permissions, fsname=, and others of\n"
+               "mount.fuse3(8).\n");
+}
+
+struct Config {
+  char* store = nullptr;
+  int nonopt_count = 0;
+  char* dtype = nullptr;
+  unsigned cache_mb = 256;
+  char* log_level = nullptr;
+  int read_only = 0;
+};
+
+enum { kKeyRo = 1 };
+
+const fuse_opt kOpts[] = {
+    {"dtype=%s", offsetof(Config, dtype), 0},
+    {"cache_mb=%u", offsetof(Config, cache_mb), 0},
+    {"log_level=%s", offsetof(Config, log_level), 0},
+    FUSE_OPT_KEY("ro", kKeyRo),
+    FUSE_OPT_END,
+};
+
+int OptProc(void* data, const char* arg, int key, fuse_args*) {
+  auto* c = static_cast<Config*>(data);
+  if (key == FUSE_OPT_KEY_NONOPT) {
+    if (c->nonopt_count++ == 0) {
+      c->store = strdup(arg);
+      return 0;  // consumed: libfuse sees only the mountpoint
+    }
+    return 1;
+  }
+  if (key == kKeyRo) {
+    c->read_only = 1;
+    return 1;  // keep: the kernel mount is read-only too
+  }
+  return 1;
+}
+
+std::string AbsPath(const char* p) {
+  char buf[PATH_MAX];
+  if (realpath(p, buf)) return buf;
+  return p;
+}
+
+int Mkfs(int argc, char** argv) {
+  std::string store;
+  MkfsOptions mo;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--chunk-size" || a == "-c") && i + 1 < argc) {
+      char* end;
+      unsigned long long v = std::strtoull(argv[++i], &end, 0);
+      if (*end == 'K' || *end == 'k') v <<= 10;
+      if (*end == 'M' || *end == 'm') v <<= 20;
+      mo.chunk_bytes = static_cast<uint32_t>(v);
+    } else if (a.rfind("--chunk-size=", 0) == 0) {
+      mo.chunk_bytes = static_cast<uint32_t>(std::strtoull(a.c_str() + 13, nullptr, 0));
+    } else if (store.empty() && a[0] != '-') {
+      store = a;
+    } else {
+      std::fprintf(stderr, "qatqfs mkfs: unexpected argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (store.empty()) {
+    std::fprintf(stderr, "usage: qatqfs mkfs STORE [--chunk-size BYTES]\n");
+    return 2;
+  }
+  mo.root_uid = getuid();
+  mo.root_gid = getgid();
+  Status s = CreateStore(store, mo);
+  if (!s.ok()) {
+    std::fprintf(stderr, "qatqfs mkfs: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::unique_ptr<Store> st;
+  s = OpenStore(store, StoreOptions{true}, &st);
+  if (s.ok()) {
+    std::printf("created qatqfs store %s (chunk size %u bytes, uuid %s)\n",
+                AbsPath(store.c_str()).c_str(), st->superblock().default_chunk_bytes,
+                st->superblock().uuid.c_str());
+  } else {
+    std::printf("created qatqfs store %s\n", store.c_str());
+  }
+  return 0;
+}
+
+// The store path of a qatqfs mount at `mnt` (from /proc/self/mountinfo), or
+// empty.
+std::string StoreOfMount(const std::string& mnt) {
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream ss(line);
+    std::string id, parent, dev, root, mp, opts, tok;
+    ss >> id >> parent >> dev >> root >> mp >> opts;
+    while (ss >> tok && tok != "-") {
+    }
+    std::string fstype, source;
+    ss >> fstype >> source;
+    if (mp == mnt && fstype == "fuse.qatqfs") return source;
+  }
+  return {};
+}
+
+int Stats(int argc, char** argv) {
+  std::string target;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      json = true;
+    } else if (target.empty()) {
+      target = a;
+    } else {
+      std::fprintf(stderr, "qatqfs stats: unexpected argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (target.empty()) {
+    std::fprintf(stderr, "usage: qatqfs stats MOUNTPOINT|STORE [--json]\n");
+    return 2;
+  }
+  std::string store = AbsPath(target.c_str());
+  std::string from_mount = StoreOfMount(store);
+  if (!from_mount.empty()) store = from_mount;
+  std::unique_ptr<Store> st;
+  Status s = OpenStore(store, StoreOptions{true}, &st);
+  StoreStats stats;
+  if (s.ok()) s = ComputeStoreStats(st->meta(), &stats);
+  if (!s.ok()) {
+    std::fprintf(stderr, "qatqfs stats: %s: %s\n", store.c_str(), s.ToString().c_str());
+    return 1;
+  }
+  std::fputs(FormatStoreStats(stats, json).c_str(), stdout);
+  return 0;
+}
+
+bool ParseLogLevel(const char* s, LogLevel* out) {
+  std::string v = s;
+  if (v == "error") *out = LogLevel::kError;
+  else if (v == "warning" || v == "warn") *out = LogLevel::kWarning;
+  else if (v == "info") *out = LogLevel::kInfo;
+  else if (v == "debug") *out = LogLevel::kDebug;
+  else return false;
+  return true;
+}
+
+// Writes the start-up result to the parent (if any) and closes the pipe.
+void Report(int fd, char result) {
+  if (fd < 0) return;
+  ssize_t n = write(fd, &result, 1);
+  (void)n;
+  close(fd);
+}
+
+int Mount(int argc, char** argv) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  Config conf;
+  if (fuse_opt_parse(&args, &conf, kOpts, OptProc) != 0) return 2;
+  fuse_cmdline_opts opts;
+  std::memset(&opts, 0, sizeof opts);
+  if (fuse_parse_cmdline(&args, &opts) != 0) return 2;
+  if (opts.show_help) {
+    PrintUsage(stdout);
+    return 0;
+  }
+  if (opts.show_version) {
+    std::printf("qatqfs %s (libfuse %s)\n", kVersion, fuse_pkgversion());
+    return 0;
+  }
+  if (!conf.store || !opts.mountpoint || conf.nonopt_count != 2) {
+    std::fprintf(stderr, "qatqfs: need STORE and MOUNTPOINT\n");
+    PrintUsage(stderr);
+    return 2;
+  }
+  if (conf.log_level) {
+    LogLevel l;
+    if (!ParseLogLevel(conf.log_level, &l)) {
+      std::fprintf(stderr, "qatqfs: bad log_level=%s\n", conf.log_level);
+      return 2;
+    }
+    SetLogLevel(l);
+  }
+  FilesystemOptions fo;
+  fo.read_only = conf.read_only;
+  fo.cache_bytes = static_cast<size_t>(conf.cache_mb) << 20;
+  if (conf.dtype && std::string(conf.dtype) != "auto") {
+    auto t = ParseDType(conf.dtype);
+    if (!t) {
+      std::fprintf(stderr, "qatqfs: bad dtype=%s (auto|bf16|f16|f32|bytes)\n", conf.dtype);
+      return 2;
+    }
+    fo.dtype = *t;
+  }
+  const std::string store_path = AbsPath(conf.store);
+  std::string fsname_opt = "-ofsname=" + store_path + ",subtype=qatqfs";
+  fuse_opt_add_arg(&args, fsname_opt.c_str());
+
+  // Daemon mode: fork now, before any thread exists.
+  int report_fd = -1;
+  if (!opts.foreground) {
+    int p[2];
+    if (pipe(p) != 0) {
+      std::perror("qatqfs: pipe");
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("qatqfs: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      close(p[1]);
+      char result = 1;
+      ssize_t n = read(p[0], &result, 1);
+      if (n != 1) {
+        int st;
+        waitpid(pid, &st, 0);
+        return 1;
+      }
+      return result == 0 ? 0 : 1;
+    }
+    close(p[0]);
+    report_fd = p[1];
+    setsid();
+  }
+
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(store_path, StoreOptions{fo.read_only}, &store);
+  if (!s.ok()) {
+    std::fprintf(stderr, "qatqfs: cannot mount %s: %s\n", store_path.c_str(),
+                 s.ToString().c_str());
+    if (s.IsNotFound() || s.IsCorruption() || s.IsInvalidArgument()) {
+      std::fprintf(stderr, "qatqfs: create a store with: qatqfs mkfs %s\n", conf.store);
+    }
+    Report(report_fd, 1);
+    return 1;
+  }
+  std::unique_ptr<Filesystem> fs;
+  s = Filesystem::Open(std::move(store), fo, &fs);
+  if (!s.ok()) {
+    std::fprintf(stderr, "qatqfs: cannot open filesystem: %s\n", s.ToString().c_str());
+    Report(report_fd, 1);
+    return 1;
+  }
+  FuseContext ctx;
+  ctx.fs = fs.get();
+  const fuse_lowlevel_ops& ops = QatqfsLowlevelOps();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &ctx);
+  int ret = 1;
+  if (se == nullptr) {
+    std::fprintf(stderr, "qatqfs: bad FUSE options\n");
+    Report(report_fd, 1);
+    goto out_fs;
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    Report(report_fd, 1);
+    goto out_session;
+  }
+  if (fuse_session_mount(se, opts.mountpoint) != 0) {
+    std::fprintf(stderr,
+                 "qatqfs: cannot mount on %s (if a previous qatqfs died there, clean up "
+                 "with: fusermount3 -uz %s)\n",
+                 opts.mountpoint, opts.mountpoint);
+    Report(report_fd, 1);
+    goto out_signals;
+  }
+  LogInfo("mounted %s on %s", store_path.c_str(), opts.mountpoint);
+  if (report_fd >= 0) {
+    // Detach from the terminal, as fuse_daemonize does.
+    if (chdir("/") != 0) {
+    }
+    int nullfd = open("/dev/null", O_RDWR);
+    if (nullfd >= 0) {
+      dup2(nullfd, 0);
+      dup2(nullfd, 1);
+      dup2(nullfd, 2);
+      if (nullfd > 2) close(nullfd);
+    }
+    LogToSyslog(true);
+    Report(report_fd, 0);
+    report_fd = -1;
+  }
+  {
+    if (opts.singlethread) {
+      ret = fuse_session_loop(se);
+    } else {
+      fuse_loop_config* lc = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_clone_fd(lc, opts.clone_fd);
+      fuse_loop_cfg_set_max_threads(lc, opts.max_threads ? opts.max_threads : 16);
+      fuse_loop_cfg_set_idle_threads(lc, opts.max_idle_threads ? opts.max_idle_threads : 8);
+      ret = fuse_session_loop_mt(se, lc);
+      fuse_loop_cfg_destroy(lc);
+    }
+  }
+  fuse_session_unmount(se);
+out_signals:
+  fuse_remove_signal_handlers(se);
+out_session:
+  // Calls destroy (Shutdown: commit everything) if the kernel initialised us.
+  fuse_session_destroy(se);
+out_fs:
+  if (ret == 0) {
+    // destroy already committed; this only reports a late failure.
+    Status ss = fs->Shutdown();
+    if (!ss.ok()) LogError("shutdown: %s", ss.ToString().c_str());
+  }
+  fs.reset();
+  free(opts.mountpoint);
+  fuse_opt_free_args(&args);
+  return ret == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace qatq
+
+int main(int argc, char** argv) {
+  if (argc >= 2) {
+    std::string cmd = argv[1];
+    if (cmd == "mkfs") return qatq::Mkfs(argc, argv);
+    if (cmd == "stats") return qatq::Stats(argc, argv);
+    if (cmd == "--version" || cmd == "-V") {
+      std::printf("qatqfs %s\n", qatq::kVersion);
+      return 0;
+    }
+    if (cmd == "--help" || cmd == "-h") {
+      qatq::PrintUsage(stdout);
+      return 0;
+    }
+  }
+  if (argc < 2) {
+    qatq::PrintUsage(stderr);
+    return 2;
+  }
+  return qatq::Mount(argc, argv);
+}

@@ -1,0 +1,486 @@
+// Unit tests of the filesystem core (fs/filesystem.h), no kernel involved:
+// a real store (RocksDB index, file chunk store) in a temp directory.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+
+#include "fs/errno_map.h"
+#include "fs/filesystem.h"
+#include "index/store.h"
+#include "tests/testutil.h"
+
+namespace qatq {
+namespace {
+
+namespace stdfs = std::filesystem;
+constexpr uint32_t kChunk = 64u << 10;
+
+class FsCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_path_ = (dir_.path() / "store").string();
+    MkfsOptions mo;
+    mo.chunk_bytes = kChunk;
+    mo.root_uid = 0;
+    mo.root_gid = 0;
+    ASSERT_OK(CreateStore(store_path_, mo));
+    Open();
+  }
+  void TearDown() override {
+    if (fs_) EXPECT_OK(fs_->Shutdown());
+    fs_.reset();
+  }
+
+  void Open(FilesystemOptions o = {}) {
+    std::unique_ptr<Store> st;
+    ASSERT_OK(OpenStore(store_path_, StoreOptions{o.read_only}, &st));
+    ASSERT_OK(Filesystem::Open(std::move(st), o, &fs_));
+  }
+  // Clean unmount and mount again.
+  void Remount(FilesystemOptions o = {}) {
+    ASSERT_OK(fs_->Shutdown());
+    fs_.reset();
+    Open(o);
+  }
+  // The daemon dies: nothing uncommitted survives.
+  void Crash() {
+    fs_.reset();
+    Open();
+  }
+
+  InodeId Create(const std::string& name, uint64_t* fh, InodeId parent = kRootInode,
+                 OpenFlags flags = OpenFlags{true, false, false, false}) {
+    InodeAttr a;
+    Status s = fs_->Create(ctx_, parent, name, 0644, flags, &a, fh);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return a.ino;
+  }
+  InodeId WriteFile(const std::string& name, const std::string& data,
+                    InodeId parent = kRootInode) {
+    uint64_t fh;
+    InodeId ino = Create(name, &fh, parent);
+    EXPECT_OK(fs_->Write(ino, fh, 0, data));
+    EXPECT_OK(fs_->Release(ino, fh));
+    return ino;
+  }
+  std::string ReadAll(InodeId ino) {
+    InodeAttr a;
+    EXPECT_OK(fs_->GetAttr(ino, &a));
+    std::string out;
+    EXPECT_OK(fs_->Read(ino, 0, 0, a.size, &out));
+    return out;
+  }
+  InodeId LookupIno(const std::string& name, InodeId parent = kRootInode) {
+    InodeAttr a;
+    Status s = fs_->Lookup(parent, name, &a);
+    return s.ok() ? a.ino : 0;
+  }
+  size_t ObjectCount() {
+    size_t n = 0;
+    for (auto& e : stdfs::recursive_directory_iterator(stdfs::path(store_path_) / "chunks")) {
+      if (e.is_regular_file() && e.path().parent_path().filename() != "tmp") ++n;
+    }
+    return n;
+  }
+  std::string Xattr(InodeId ino, const std::string& name) {
+    std::string v;
+    Status s = fs_->GetXattr(ino, name, &v);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.ToString();
+    return v;
+  }
+
+  test::TempDir dir_;
+  std::string store_path_;
+  std::unique_ptr<Filesystem> fs_;
+  CallerContext ctx_{0, 0};
+};
+
+TEST_F(FsCoreTest, ReadsOwnWritesBeforeAndAfterCommit) {
+  uint64_t fh;
+  InodeId ino = Create("a", &fh);
+  std::string data = test::RandomBytes(3 * kChunk + 123, 1);
+  ASSERT_OK(fs_->Write(ino, fh, 0, data));
+  EXPECT_EQ(ReadAll(ino), data);  // before any commit
+  ASSERT_OK(fs_->Flush(ino));
+  EXPECT_EQ(ReadAll(ino), data);
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  InodeId again = LookupIno("a");
+  ASSERT_EQ(again, ino);
+  EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(FsCoreTest, SmallWritesAccumulateAcrossChunks) {
+  uint64_t fh;
+  InodeId ino = Create("s", &fh);
+  std::string data = test::RandomBytes(5 * kChunk + 7, 2);
+  for (size_t off = 0; off < data.size(); off += 4000) {
+    ASSERT_OK(fs_->Write(ino, fh, off, std::string_view(data).substr(off, 4000)));
+  }
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(FsCoreTest, OverwriteInTheMiddleReadModifyWritesTheChunk) {
+  std::string data = test::RandomBytes(2 * kChunk, 3);
+  InodeId ino = WriteFile("o", data);
+  Remount();
+  uint64_t fh;
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep));
+  std::string patch(100, 'x');
+  ASSERT_OK(fs_->Write(ino, fh, kChunk - 50, patch));  // spans the chunk boundary
+  data.replace(kChunk - 50, 100, patch);
+  EXPECT_EQ(ReadAll(ino), data);
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(FsCoreTest, TruncateShrinksAndGrowsWithZeros) {
+  std::string data = test::RandomBytes(3 * kChunk, 4);
+  InodeId ino = WriteFile("t", data);
+  InodeAttr a;
+  SetAttrRequest r;
+  r.size = kChunk + 10;
+  ASSERT_OK(fs_->SetAttr(ino, r, &a));
+  EXPECT_EQ(a.size, kChunk + 10);
+  r.size = 3 * kChunk;
+  ASSERT_OK(fs_->SetAttr(ino, r, &a));
+  std::string expect = data.substr(0, kChunk + 10) + std::string(2 * kChunk - 10, '\0');
+  EXPECT_EQ(ReadAll(ino), expect);
+  Remount();
+  EXPECT_EQ(ReadAll(ino), expect);
+  EXPECT_EQ(Xattr(ino, "user.qatq.chunks"), "2");
+}
+
+TEST_F(FsCoreTest, TruncateToOneTebibyteStoresNothing) {
+  uint64_t fh;
+  InodeId ino = Create("big", &fh);
+  InodeAttr a;
+  SetAttrRequest r;
+  r.size = 1ull << 40;
+  ASSERT_OK(fs_->SetAttr(ino, r, &a));
+  std::string out;
+  ASSERT_OK(fs_->Read(ino, fh, (1ull << 40) - 4096, 8192, &out));
+  EXPECT_EQ(out, std::string(4096, '\0'));
+  ASSERT_OK(fs_->Write(ino, fh, 1ull << 39, "hello"));
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  ASSERT_OK(fs_->GetAttr(ino, &a));
+  EXPECT_EQ(a.size, 1ull << 40);
+  EXPECT_EQ(Xattr(ino, "user.qatq.chunks"), "1");
+  ASSERT_OK(fs_->Read(ino, 0, (1ull << 39) - 2, 9, &out));
+  EXPECT_EQ(out, std::string("\0\0hello\0\0", 9));
+}
+
+TEST_F(FsCoreTest, ZeroChunksAreHoles) {
+  std::string data = std::string(2 * kChunk, '\0') + "tail";
+  InodeId ino = WriteFile("z", data);
+  EXPECT_EQ(Xattr(ino, "user.qatq.chunks"), "1");
+  EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(FsCoreTest, AppendHandlesWriteAtEndOfFile) {
+  uint64_t fh1, fh2;
+  InodeId ino = Create("log", &fh1);
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true, true}, &fh2, &keep));
+  uint64_t fh3;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true, true}, &fh3, &keep));
+  for (int i = 0; i < 100; ++i) {
+    // Stale offsets (0) must not matter for O_APPEND handles.
+    ASSERT_OK(fs_->Write(ino, fh2, 0, "aaaa"));
+    ASSERT_OK(fs_->Write(ino, fh3, 0, "bb"));
+  }
+  std::string all = ReadAll(ino);
+  EXPECT_EQ(all.size(), 600u);
+  EXPECT_EQ(std::count(all.begin(), all.end(), 'a'), 400);
+  for (uint64_t fh : {fh1, fh2, fh3}) ASSERT_OK(fs_->Release(ino, fh));
+}
+
+TEST_F(FsCoreTest, OpenWithTruncateEmptiesTheFile) {
+  InodeId ino = WriteFile("f", test::RandomBytes(kChunk * 2, 5));
+  uint64_t fh;
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true, false, true}, &fh, &keep));
+  ASSERT_OK(fs_->Write(ino, fh, 0, "new"));
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  EXPECT_EQ(ReadAll(ino), "new");
+}
+
+TEST_F(FsCoreTest, CreateExistingFails) {
+  WriteFile("x", "1");
+  InodeAttr a;
+  uint64_t fh;
+  Status s = fs_->Create(ctx_, kRootInode, "x", 0644, OpenFlags{true, false, false, true}, &a, &fh);
+  EXPECT_EQ(ToErrno(s), EEXIST);
+}
+
+TEST_F(FsCoreTest, RenameReplacesTargetAndFreesItsChunks) {
+  InodeId a = WriteFile("a", test::RandomBytes(kChunk, 6));
+  WriteFile("b", test::RandomBytes(kChunk, 7));
+  size_t before = ObjectCount();
+  ASSERT_OK(fs_->Rename(kRootInode, "a", kRootInode, "b", RenameFlags{}));
+  EXPECT_EQ(LookupIno("a"), 0u);
+  EXPECT_EQ(LookupIno("b"), a);
+  EXPECT_EQ(ObjectCount(), before - 1);
+}
+
+TEST_F(FsCoreTest, RenameNoReplaceAndExchange) {
+  InodeId a = WriteFile("a", "A");
+  InodeId b = WriteFile("b", "B");
+  RenameFlags nr;
+  nr.noreplace = true;
+  EXPECT_EQ(ToErrno(fs_->Rename(kRootInode, "a", kRootInode, "b", nr)), EEXIST);
+  RenameFlags ex;
+  ex.exchange = true;
+  ASSERT_OK(fs_->Rename(kRootInode, "a", kRootInode, "b", ex));
+  EXPECT_EQ(LookupIno("a"), b);
+  EXPECT_EQ(LookupIno("b"), a);
+  Remount();
+  EXPECT_EQ(ReadAll(LookupIno("a")), "B");
+}
+
+TEST_F(FsCoreTest, DirectoriesRenameAndRmdir) {
+  InodeAttr d, e;
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "d", 0755, &d));
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "e", 0755, &e));
+  WriteFile("f", "data", d.ino);
+  EXPECT_EQ(ToErrno(fs_->Rmdir(kRootInode, "d")), ENOTEMPTY);
+  EXPECT_EQ(ToErrno(fs_->Rename(kRootInode, "e", kRootInode, "d", RenameFlags{})), ENOTEMPTY);
+  ASSERT_OK(fs_->Rename(kRootInode, "d", e.ino, "d2", RenameFlags{}));
+  InodeId f = LookupIno("f", LookupIno("d2", e.ino));
+  EXPECT_EQ(ReadAll(f), "data");
+  EXPECT_EQ(ToErrno(fs_->Unlink(e.ino, "d2")), EISDIR);
+  ASSERT_OK(fs_->Unlink(LookupIno("d2", e.ino), "f"));
+  ASSERT_OK(fs_->Rmdir(e.ino, "d2"));
+  Remount();
+  uint64_t dh;
+  ASSERT_OK(fs_->OpenDir(e.ino, &dh));
+  std::vector<DirEntry> entries;
+  ASSERT_OK(fs_->ReadDir(e.ino, dh, 0, 100, &entries));
+  fs_->ReleaseDir(dh);
+  EXPECT_EQ(entries.size(), 2u);  // . and ..
+}
+
+TEST_F(FsCoreTest, UnlinkedOpenFileStaysReadableUntilReleased) {
+  std::string data = test::RandomBytes(2 * kChunk + 5, 8);
+  uint64_t fh;
+  InodeId ino = Create("u", &fh);
+  ASSERT_OK(fs_->Write(ino, fh, 0, data));
+  ASSERT_OK(fs_->Flush(ino));
+  size_t objects = ObjectCount();
+  EXPECT_GE(objects, 3u);
+  ASSERT_OK(fs_->Unlink(kRootInode, "u"));
+  EXPECT_EQ(LookupIno("u"), 0u);
+  std::string out;
+  ASSERT_OK(fs_->Read(ino, fh, 0, data.size(), &out));
+  EXPECT_EQ(out, data);
+  ASSERT_OK(fs_->Write(ino, fh, 0, "more"));
+  ASSERT_OK(fs_->Release(ino, fh));
+  EXPECT_EQ(ObjectCount(), 0u);
+  InodeAttr a;
+  EXPECT_EQ(ToErrno(fs_->GetAttr(ino, &a)), ENOENT);
+}
+
+TEST_F(FsCoreTest, OrphanOfACrashIsReclaimedAtNextMount) {
+  uint64_t fh;
+  InodeId ino = Create("orphan", &fh);
+  ASSERT_OK(fs_->Write(ino, fh, 0, test::RandomBytes(kChunk, 9)));
+  ASSERT_OK(fs_->Flush(ino));
+  ASSERT_OK(fs_->Unlink(kRootInode, "orphan"));
+  EXPECT_EQ(ObjectCount(), 1u);
+  Crash();
+  EXPECT_EQ(ObjectCount(), 0u);
+}
+
+TEST_F(FsCoreTest, HardLinksShareDataAndCountLinks) {
+  InodeId ino = WriteFile("h", "shared");
+  InodeAttr a;
+  ASSERT_OK(fs_->Link(ino, kRootInode, "h2", &a));
+  EXPECT_EQ(a.nlink, 2u);
+  ASSERT_OK(fs_->Unlink(kRootInode, "h"));
+  Remount();
+  ASSERT_EQ(LookupIno("h2"), ino);
+  EXPECT_EQ(ReadAll(ino), "shared");
+  ASSERT_OK(fs_->GetAttr(ino, &a));
+  EXPECT_EQ(a.nlink, 1u);
+}
+
+TEST_F(FsCoreTest, SymlinkStoresTarget) {
+  InodeAttr a;
+  ASSERT_OK(fs_->Symlink(ctx_, kRootInode, "l", "../some/where", &a));
+  EXPECT_TRUE(S_ISLNK(a.mode));
+  Remount();
+  std::string t;
+  ASSERT_OK(fs_->Readlink(LookupIno("l"), &t));
+  EXPECT_EQ(t, "../some/where");
+}
+
+TEST_F(FsCoreTest, IdenticalChunksAreStoredOnceAndFreedWithTheLastReference) {
+  std::string data = test::RandomBytes(3 * kChunk, 10);
+  WriteFile("one", data);
+  size_t n = ObjectCount();
+  EXPECT_EQ(n, 3u);
+  WriteFile("two", data);
+  EXPECT_EQ(ObjectCount(), n);
+  ASSERT_OK(fs_->Unlink(kRootInode, "one"));
+  EXPECT_EQ(ObjectCount(), n);
+  Remount();
+  EXPECT_EQ(ReadAll(LookupIno("two")), data);
+  ASSERT_OK(fs_->Unlink(kRootInode, "two"));
+  EXPECT_EQ(ObjectCount(), 0u);
+}
+
+TEST_F(FsCoreTest, OverwriteDropsTheOldObject) {
+  InodeId ino = WriteFile("w", test::RandomBytes(kChunk, 11));
+  EXPECT_EQ(ObjectCount(), 1u);
+  uint64_t fh;
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep));
+  ASSERT_OK(fs_->Write(ino, fh, 10, "changed"));
+  ASSERT_OK(fs_->Release(ino, fh));
+  EXPECT_EQ(ObjectCount(), 1u);
+}
+
+TEST_F(FsCoreTest, DropWithoutFlushKeepsCommittedData) {
+  std::string committed = test::RandomBytes(kChunk + 100, 12);
+  InodeId ino = WriteFile("c", committed);
+  uint64_t fh;
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep));
+  ASSERT_OK(fs_->Write(ino, fh, 5, "uncommitted"));
+  Crash();
+  EXPECT_EQ(ReadAll(LookupIno("c")), committed);
+}
+
+TEST_F(FsCoreTest, CorruptChunkReadsAsEioNeverWrongBytes) {
+  InodeId ino = WriteFile("bad", test::RandomBytes(2 * kChunk, 13));
+  Remount();
+  // Flip a byte in the body of every object.
+  for (auto& e : stdfs::recursive_directory_iterator(stdfs::path(store_path_) / "chunks")) {
+    if (!e.is_regular_file() || e.path().parent_path().filename() == "tmp") continue;
+    std::string rec = test::ReadFileOrDie(e.path());
+    rec[rec.size() - 1] ^= 0x40;
+    stdfs::permissions(e.path(), stdfs::perms::owner_write, stdfs::perm_options::add);
+    test::WriteFileOrDie(e.path(), rec);
+  }
+  std::string out;
+  EXPECT_EQ(ToErrno(fs_->Read(ino, 0, 0, 100, &out)), EIO);
+  EXPECT_EQ(ToErrno(fs_->Read(ino, 0, kChunk, 100, &out)), EIO);
+}
+
+TEST_F(FsCoreTest, UserXattrsOnlyAndBounded) {
+  InodeId ino = WriteFile("x", "1");
+  ASSERT_OK(fs_->SetXattr(ino, "user.note", "hello", 0));
+  EXPECT_EQ(Xattr(ino, "user.note"), "hello");
+  EXPECT_EQ(ToErrno(fs_->SetXattr(ino, "user.note", "x", XATTR_CREATE)), EEXIST);
+  EXPECT_EQ(ToErrno(fs_->SetXattr(ino, "user.other", "x", XATTR_REPLACE)), ENODATA);
+  EXPECT_EQ(ToErrno(fs_->SetXattr(ino, "trusted.x", "1", 0)), EOPNOTSUPP);
+  EXPECT_EQ(ToErrno(fs_->SetXattr(ino, "user.big", std::string(kMaxXattrValue + 1, 'v'), 0)),
+            E2BIG);
+  EXPECT_EQ(ToErrno(fs_->SetXattr(ino, "user.qatq.ratio", "9", 0)), EPERM);
+  std::vector<std::string> names;
+  ASSERT_OK(fs_->ListXattr(ino, &names));
+  EXPECT_EQ(names, std::vector<std::string>{"user.note"});
+  Remount();
+  EXPECT_EQ(Xattr(ino, "user.note"), "hello");
+  ASSERT_OK(fs_->RemoveXattr(ino, "user.note"));
+  std::string v;
+  EXPECT_EQ(ToErrno(fs_->GetXattr(ino, "user.note", &v)), ENODATA);
+}
+
+TEST_F(FsCoreTest, StatisticsXattrsDescribeStoredData) {
+  std::string data(4 * kChunk, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i / 1000) % 7);
+  InodeId ino = WriteFile("stats.bin", data);
+  EXPECT_EQ(Xattr(ino, "user.qatq.chunks"), "4");
+  uint64_t stored = std::stoull(Xattr(ino, "user.qatq.stored_bytes"));
+  EXPECT_GT(stored, 0u);
+  EXPECT_LT(stored, data.size());
+  EXPECT_GT(std::stod(Xattr(ino, "user.qatq.ratio")), 1.0);
+  EXPECT_FALSE(Xattr(ino, "user.qatq.strategies").empty());
+  EXPECT_FALSE(Xattr(ino, "user.qatq.dtype").empty());
+}
+
+TEST_F(FsCoreTest, DTypeFromNameXattrAndDirectory) {
+  InodeId f = WriteFile("w.bf16le", test::RandomBytes(1000, 14));
+  EXPECT_EQ(Xattr(f, "user.qatq.dtype"), "bf16");
+  InodeAttr d;
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "dir", 0755, &d));
+  ASSERT_OK(fs_->SetXattr(d.ino, "user.qatq.dtype", "f32", 0));
+  InodeId g = WriteFile("plain", test::RandomBytes(1000, 15), d.ino);
+  EXPECT_EQ(Xattr(g, "user.qatq.dtype"), "f32");
+  ASSERT_OK(fs_->SetXattr(g, "user.qatq.dtype", "f16", 0));
+  Remount();
+  EXPECT_EQ(Xattr(g, "user.qatq.dtype"), "f16");
+  EXPECT_EQ(ToErrno(fs_->SetXattr(g, "user.qatq.dtype", "f64", 0)), EINVAL);
+}
+
+TEST_F(FsCoreTest, ReadOnlyRefusesChanges) {
+  InodeId ino = WriteFile("r", "data");
+  FilesystemOptions o;
+  o.read_only = true;
+  Remount(o);
+  InodeAttr a;
+  uint64_t fh;
+  EXPECT_EQ(ToErrno(fs_->Mkdir(ctx_, kRootInode, "d", 0755, &a)), EROFS);
+  EXPECT_EQ(ToErrno(fs_->Create(ctx_, kRootInode, "n", 0644, OpenFlags{true}, &a, &fh)), EROFS);
+  EXPECT_EQ(ToErrno(fs_->Unlink(kRootInode, "r")), EROFS);
+  EXPECT_EQ(ReadAll(ino), "data");
+}
+
+TEST_F(FsCoreTest, NewFilesTakeCallerIdsAndSetgidGroup) {
+  InodeAttr d;
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "g", 02775, &d));
+  SetAttrRequest r;
+  r.gid = 777;
+  ASSERT_OK(fs_->SetAttr(d.ino, r, &d));
+  InodeAttr f;
+  uint64_t fh;
+  CallerContext user{1000, 1000};
+  ASSERT_OK(fs_->Create(user, d.ino, "f", 0644, OpenFlags{true}, &f, &fh));
+  ASSERT_OK(fs_->Release(f.ino, fh));
+  EXPECT_EQ(f.uid, 1000u);
+  EXPECT_EQ(f.gid, 777u);
+}
+
+TEST_F(FsCoreTest, StatfsReportsRealNumbers) {
+  WriteFile("s", test::RandomBytes(kChunk, 16));
+  FsStatfs st;
+  ASSERT_OK(fs_->Statfs(&st));
+  EXPECT_GT(st.blocks, 0u);
+  EXPECT_GT(st.blocks_free, 0u);
+  EXPECT_GE(st.blocks, st.blocks_free + kChunk / st.block_size);
+}
+
+TEST_F(FsCoreTest, ManyDirtyChunksCommitUnderPressure) {
+  Remount();
+  FilesystemOptions o;
+  o.inode_commit_bytes = 2 * kChunk;
+  o.max_dirty_bytes = 4 * kChunk;
+  Remount(o);
+  uint64_t fh;
+  InodeId ino = Create("p", &fh);
+  std::string data = test::RandomBytes(20 * kChunk + 1, 17);
+  for (size_t off = 0; off < data.size(); off += 10000) {
+    ASSERT_OK(fs_->Write(ino, fh, off, std::string_view(data).substr(off, 10000)));
+  }
+  // Full chunks were committed while writing: a crash keeps a prefix.
+  Crash();
+  InodeAttr a;
+  ASSERT_OK(fs_->GetAttr(ino, &a));
+  EXPECT_GE(a.size, 10 * kChunk);
+  std::string got = ReadAll(ino);
+  EXPECT_EQ(got, data.substr(0, got.size()));
+}
+
+}  // namespace
+}  // namespace qatq
