@@ -29,7 +29,8 @@ class ChunkStore {
   // Stores `record` under `id`, replacing nothing: if an object with this id
   // exists the call succeeds without writing (content addressing). The data
   // is written and fdatasync'ed; the directory entry becomes durable at the
-  // next Sync(). IOError carries ENOSPC/EIO from the OS.
+  // next Sync() (also when the object already existed). IOError carries
+  // ENOSPC/EIO from the OS; a failed Put leaves no partial object.
   virtual Status Put(const ChunkId& id, std::string_view record) = 0;
 
   // Makes every object Put so far durable (directory entries synced).
@@ -38,6 +39,9 @@ class ChunkStore {
   // Reads the whole object. NotFound if absent.
   virtual Status Get(const ChunkId& id, std::string* record) = 0;
 
+  // Like Put of an existing object, an Exists that finds the object makes
+  // the next Sync() cover it, so "Exists() true, then Sync()" guarantees it
+  // is durable even if another thread wrote it and has not synced yet.
   virtual Status Exists(const ChunkId& id, bool* exists) = 0;
 
   // Removes the object; OK if it did not exist.

@@ -124,7 +124,12 @@ class FileChunkStore final : public ChunkStore {
       // Same id = same raw bytes, so an object of the right size is already
       // what we would write. A different size means a damaged object (or a
       // different record of the same raw bytes); replace it.
-      if (static_cast<uint64_t>(st.st_size) == record.size()) return Status::OK();
+      if (static_cast<uint64_t>(st.st_size) == record.size()) {
+        // Another writer may have renamed it in without having synced the
+        // directory yet; our caller's next Sync must cover it.
+        MarkDirty(sub);
+        return Status::OK();
+      }
     } else if (errno != ENOENT) {
       return Status::FromErrno("stat " + final_path);
     }
@@ -208,10 +213,14 @@ class FileChunkStore final : public ChunkStore {
   }
 
   Status Exists(const ChunkId& id, bool* exists) override {
-    const std::string path = ObjectPath(id);
+    const std::string hex = id.ToHex();
+    const std::string sub = dir_ + "/" + hex.substr(0, 2);
+    const std::string path = sub + "/" + hex;
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) {
       *exists = true;
+      // As in Put: Exists + Sync makes the object durable whoever wrote it.
+      if (!read_only_) MarkDirty(sub);
       return Status::OK();
     }
     if (errno == ENOENT) {

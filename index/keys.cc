@@ -210,6 +210,7 @@ Status DecodeSuperblock(std::string_view value, Superblock* sb) {
     return Status::Corruption("superblock is truncated");
   }
   size_t uuid_len = static_cast<uint8_t>(value[21]);
+  if (uuid_len > kMaxUuidLen) return Status::Corruption("superblock uuid is too long");
   if (value.size() != kSuperblockFixedSize + uuid_len) {
     return BadLength("superblock", value.size(), kSuperblockFixedSize + uuid_len);
   }
