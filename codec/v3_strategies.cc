@@ -1,26 +1,840 @@
 #include "codec/v3_strategies.h"
 
+#include <htscodecs/rANS_static4x16.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "codec/endian.h"
+#include "codec/v3_huffman.h"
 
 namespace qatq::v3 {
 
+static_assert(std::endian::native == std::endian::little,
+              "v3 strategies load little-endian elements with memcpy");
+
 namespace {
 
-bool AllElementsEqual(std::string_view raw, size_t width) {
-  if (raw.size() < width) return false;
-  for (size_t i = width; i < raw.size(); i += width) {
-    if (std::memcmp(raw.data(), raw.data() + i, width) != 0) return false;
+constexpr size_t kFieldsHeaderSize = 9;  // transform, flags, 2 reserved, stride, nstreams
+constexpr size_t kStreamHeaderSize = 5;  // coder, u32 length
+constexpr size_t kWidenedHeaderSize = 4;
+constexpr uint8_t kFlagTransposed = 0x01;
+
+// ---------------------------------------------------------------------------
+// Element layouts. A "kind" is the element width plus how it splits into
+// byte streams; see docs/FORMAT-v3.md, "Fields".
+
+int StreamCount(DType dtype) { return static_cast<int>(DTypeWidth(dtype)); }
+
+// Position of element i in every stream: identity, or column order of a
+// rows x stride matrix with the incomplete last row left at the end.
+struct Layout {
+  size_t n = 0;
+  size_t stride = 1;
+  size_t rows = 0;
+  bool transposed = false;
+};
+
+template <typename W>
+W Zigzag(W d) {
+  constexpr int kBits = sizeof(W) * 8;
+  return static_cast<W>(static_cast<W>(d << 1) ^ static_cast<W>(W{0} - static_cast<W>(d >> (kBits - 1))));
+}
+template <typename W>
+W Unzigzag(W z) {
+  return static_cast<W>((z >> 1) ^ static_cast<W>(W{0} - static_cast<W>(z & 1)));
+}
+
+// Splits word t into stream bytes out[0..width) for `dtype`; exponent
+// aligned unless `planes` (plain byte planes, most significant first).
+inline void SplitWord(DType dtype, bool planes, uint32_t t, uint8_t* out) {
+  switch (dtype) {
+    case DType::kBytes:
+      out[0] = static_cast<uint8_t>(t);
+      return;
+    case DType::kF16:
+      out[0] = static_cast<uint8_t>(t >> 8);
+      out[1] = static_cast<uint8_t>(t);
+      return;
+    case DType::kBF16:
+      if (planes) {
+        out[0] = static_cast<uint8_t>(t >> 8);
+        out[1] = static_cast<uint8_t>(t);
+      } else {
+        out[0] = static_cast<uint8_t>(t >> 7);
+        out[1] = static_cast<uint8_t>(((t >> 8) & 0x80) | (t & 0x7f));
+      }
+      return;
+    case DType::kF32:
+      if (planes) {
+        out[0] = static_cast<uint8_t>(t >> 24);
+        out[1] = static_cast<uint8_t>(t >> 16);
+      } else {
+        out[0] = static_cast<uint8_t>(t >> 23);
+        out[1] = static_cast<uint8_t>(((t >> 24) & 0x80) | ((t >> 16) & 0x7f));
+      }
+      out[2] = static_cast<uint8_t>(t >> 8);
+      out[3] = static_cast<uint8_t>(t);
+      return;
+  }
+}
+
+inline uint32_t MergeWord(DType dtype, bool planes, const uint8_t* in) {
+  switch (dtype) {
+    case DType::kBytes:
+      return in[0];
+    case DType::kF16:
+      return (uint32_t{in[0]} << 8) | in[1];
+    case DType::kBF16:
+      if (planes) return (uint32_t{in[0]} << 8) | in[1];
+      return ((uint32_t{in[1]} & 0x80) << 8) | (uint32_t{in[0]} << 7) | (in[1] & 0x7f);
+    case DType::kF32:
+      if (planes)
+        return (uint32_t{in[0]} << 24) | (uint32_t{in[1]} << 16) | (uint32_t{in[2]} << 8) | in[3];
+      return ((uint32_t{in[1]} & 0x80) << 24) | (uint32_t{in[0]} << 23) |
+             ((uint32_t{in[1]} & 0x7f) << 16) | (uint32_t{in[2]} << 8) | in[3];
+  }
+  return 0;
+}
+
+template <typename W>
+W LoadW(const char* p) {
+  W w;
+  std::memcpy(&w, p, sizeof(W));
+  return w;
+}
+
+// Calls fn(i, pos) for every element i in natural order, with pos its
+// index in the streams. Natural order lets decoders read element i - stride.
+template <typename Fn>
+inline void ForEachElement(const Layout& lay, Fn&& fn) {
+  if (!lay.transposed || lay.stride <= 1) {
+    for (size_t i = 0; i < lay.n; ++i) fn(i, i);
+    return;
+  }
+  const size_t rows = lay.rows, stride = lay.stride;
+  size_t i = 0;
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < stride; ++c, ++i) fn(i, c * rows + r);
+  for (; i < lay.n; ++i) fn(i, i);
+}
+
+template <typename W, DType D, Transform T>
+void SplitImpl(std::string_view raw, const Layout& lay, uint8_t* const* s) {
+  constexpr int kStreams = static_cast<int>(sizeof(W));
+  constexpr bool kPlanes = T == Transform::kDelta;
+  const size_t stride = lay.stride;
+  const char* src = raw.data();
+  ForEachElement(lay, [&](size_t i, size_t pos) {
+    const W v = LoadW<W>(src + i * sizeof(W));
+    W t = v;
+    if constexpr (T == Transform::kXor) {
+      if (i >= stride) t = static_cast<W>(v ^ LoadW<W>(src + (i - stride) * sizeof(W)));
+    } else if constexpr (T == Transform::kDelta) {
+      const W p = i >= stride ? LoadW<W>(src + (i - stride) * sizeof(W)) : W{0};
+      t = Zigzag<W>(static_cast<W>(v - p));
+    }
+    uint8_t b[4] = {};
+    SplitWord(D, kPlanes, t, b);
+    for (int k = 0; k < kStreams; ++k) s[k][pos] = b[k];
+  });
+}
+
+template <typename W, DType D, Transform T>
+void MergeImpl(const uint8_t* const* s, const Layout& lay, char* dst) {
+  constexpr int kStreams = static_cast<int>(sizeof(W));
+  constexpr bool kPlanes = T == Transform::kDelta;
+  const size_t stride = lay.stride;
+  ForEachElement(lay, [&](size_t i, size_t pos) {
+    uint8_t b[4] = {};
+    for (int k = 0; k < kStreams; ++k) b[k] = s[k][pos];
+    const W t = static_cast<W>(MergeWord(D, kPlanes, b));
+    W v = t;
+    if constexpr (T == Transform::kXor) {
+      if (i >= stride) v = static_cast<W>(t ^ LoadW<W>(dst + (i - stride) * sizeof(W)));
+    } else if constexpr (T == Transform::kDelta) {
+      v = Unzigzag<W>(t);
+      if (i >= stride) v = static_cast<W>(v + LoadW<W>(dst + (i - stride) * sizeof(W)));
+    }
+    std::memcpy(dst + i * sizeof(W), &v, sizeof(W));
+  });
+}
+
+template <typename W, DType D>
+void SplitT(std::string_view raw, Transform transform, const Layout& lay, uint8_t* const* s) {
+  switch (transform) {
+    case Transform::kNone: return SplitImpl<W, D, Transform::kNone>(raw, lay, s);
+    case Transform::kXor: return SplitImpl<W, D, Transform::kXor>(raw, lay, s);
+    case Transform::kDelta: return SplitImpl<W, D, Transform::kDelta>(raw, lay, s);
+  }
+}
+
+template <typename W, DType D>
+void MergeT(const uint8_t* const* s, Transform transform, const Layout& lay, char* dst) {
+  switch (transform) {
+    case Transform::kNone: return MergeImpl<W, D, Transform::kNone>(s, lay, dst);
+    case Transform::kXor: return MergeImpl<W, D, Transform::kXor>(s, lay, dst);
+    case Transform::kDelta: return MergeImpl<W, D, Transform::kDelta>(s, lay, dst);
+  }
+}
+
+// Applies `transform` and splits the chunk into width streams of n bytes.
+void Split(DType dtype, std::string_view raw, Transform transform, const Layout& lay,
+           std::vector<std::string>* streams) {
+  const int ns = StreamCount(dtype);
+  streams->assign(ns, std::string(lay.n, '\0'));
+  uint8_t* s[4] = {};
+  for (int k = 0; k < ns; ++k) s[k] = reinterpret_cast<uint8_t*>((*streams)[k].data());
+  switch (dtype) {
+    case DType::kBytes: return SplitT<uint8_t, DType::kBytes>(raw, transform, lay, s);
+    case DType::kF16: return SplitT<uint16_t, DType::kF16>(raw, transform, lay, s);
+    case DType::kBF16: return SplitT<uint16_t, DType::kBF16>(raw, transform, lay, s);
+    case DType::kF32: return SplitT<uint32_t, DType::kF32>(raw, transform, lay, s);
+  }
+}
+
+void Merge(DType dtype, const std::vector<std::string>& streams, Transform transform,
+           const Layout& lay, char* dst) {
+  const uint8_t* s[4] = {};
+  for (int k = 0; k < StreamCount(dtype); ++k)
+    s[k] = reinterpret_cast<const uint8_t*>(streams[k].data());
+  switch (dtype) {
+    case DType::kBytes: return MergeT<uint8_t, DType::kBytes>(s, transform, lay, dst);
+    case DType::kF16: return MergeT<uint16_t, DType::kF16>(s, transform, lay, dst);
+    case DType::kBF16: return MergeT<uint16_t, DType::kBF16>(s, transform, lay, dst);
+    case DType::kF32: return MergeT<uint32_t, DType::kF32>(s, transform, lay, dst);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stream coders.
+
+struct StreamChoice {
+  StreamCoder coder = StreamCoder::kRans;
+  int rans_order = 0;
+  int zstd_level = 3;
+  // Choose Huffman or rANS order 0 from the histogram (coder ignored).
+  bool automatic = false;
+  // With `automatic`: also try rANS order 1 and keep the smaller.
+  bool try_order1 = false;
+};
+
+int RansOrderFor(size_t n) { return n >= 16384 ? RANS_ORDER_X32 : 0; }
+
+double EntropyBits(const uint32_t* hist, size_t total);
+
+bool AllBytesEqual(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) { return c == s[0]; });
+}
+
+Status RansEncode(std::string_view in, int order, std::string* out) {
+  unsigned int bound = rans_compress_bound_4x16(static_cast<unsigned>(in.size()), order);
+  out->resize(bound);
+  unsigned int out_size = bound;
+  unsigned char* r = rans_compress_to_4x16(
+      reinterpret_cast<unsigned char*>(const_cast<char*>(in.data())), static_cast<unsigned>(in.size()),
+      reinterpret_cast<unsigned char*>(out->data()), &out_size, order);
+  if (r == nullptr) return Status::IOError("rANS encoder failed");
+  out->resize(out_size);
+  return Status::OK();
+}
+
+Status ZstdEncode(std::string_view in, int level, std::string* out) {
+  out->resize(ZSTD_compressBound(in.size()));
+  size_t n = ZSTD_compress(out->data(), out->size(), in.data(), in.size(), level);
+  if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  out->resize(n);
+  return Status::OK();
+}
+
+// Appends one coded stream (coder byte, length, payload). With `fallback`,
+// raw or constant replace the coder when they are no larger.
+Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallback,
+                    std::string* body) {
+  StreamCoder coder = choice.coder;
+  int rans_order = choice.rans_order;
+  std::string payload;
+  if (choice.automatic && !s.empty()) {
+    uint32_t hist[256];
+    ByteHistogram(s, hist);
+    int used = 0;
+    for (int v = 0; v < 256; ++v) used += hist[v] != 0;
+    const double huff = static_cast<double>(HuffmanEstimate(hist));
+    const double rans = EntropyBits(hist, s.size()) / 8 + used * 1.5 + 64 +
+                        (s.size() >= 16384 ? 128 : 16);
+    coder = rans < huff * 0.985 ? StreamCoder::kRans : StreamCoder::kHuffman;
+    rans_order = RansOrderFor(s.size());
+  }
+  if (fallback && AllBytesEqual(s)) coder = StreamCoder::kConstant;
+  switch (coder) {
+    case StreamCoder::kRaw:
+      payload.assign(s);
+      break;
+    case StreamCoder::kConstant:
+      if (!AllBytesEqual(s)) return Status::InvalidArgument("stream is not constant");
+      payload.assign(1, s[0]);
+      break;
+    case StreamCoder::kRans:
+      if (s.empty()) {
+        coder = StreamCoder::kRaw;
+        break;
+      }
+      QATQ_RETURN_IF_ERROR(RansEncode(s, rans_order, &payload));
+      break;
+    case StreamCoder::kZstd:
+      QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &payload));
+      break;
+    case StreamCoder::kHuffman:
+      QATQ_RETURN_IF_ERROR(HuffmanEncode(s, &payload));
+      break;
+  }
+  if (choice.automatic && choice.try_order1 && coder != StreamCoder::kConstant && !s.empty()) {
+    std::string o1;
+    QATQ_RETURN_IF_ERROR(RansEncode(s, 1 | RansOrderFor(s.size()), &o1));
+    if (o1.size() < payload.size()) {
+      coder = StreamCoder::kRans;
+      payload = std::move(o1);
+    }
+  }
+  if (fallback && coder != StreamCoder::kRaw && coder != StreamCoder::kConstant &&
+      payload.size() >= s.size()) {
+    coder = StreamCoder::kRaw;
+    payload.assign(s);
+  }
+  char h[kStreamHeaderSize];
+  h[0] = static_cast<char>(coder);
+  PutLE32(h + 1, static_cast<uint32_t>(payload.size()));
+  body->append(h, sizeof h);
+  body->append(payload);
+  return Status::OK();
+}
+
+// Decodes one stream of exactly n bytes from the front of *body.
+Status ReadStream(std::string_view* body, size_t n, std::string* out) {
+  if (body->size() < kStreamHeaderSize) return Status::Corruption("fields body truncated");
+  const uint8_t coder = static_cast<uint8_t>((*body)[0]);
+  const uint32_t len = GetLE32(body->data() + 1);
+  body->remove_prefix(kStreamHeaderSize);
+  if (len > body->size()) return Status::Corruption("fields stream truncated");
+  std::string_view p = body->substr(0, len);
+  body->remove_prefix(len);
+  out->resize(n);
+  switch (static_cast<StreamCoder>(coder)) {
+    case StreamCoder::kRaw:
+      if (p.size() != n) return Status::Corruption("raw stream length mismatch");
+      if (n) std::memcpy(out->data(), p.data(), n);
+      return Status::OK();
+    case StreamCoder::kConstant:
+      if (p.size() != 1) return Status::Corruption("constant stream must hold one byte");
+      std::memset(out->data(), p[0], n);
+      return Status::OK();
+    case StreamCoder::kRans: {
+      if (n == 0 || p.empty()) return Status::Corruption("empty rANS stream");
+      unsigned int out_size = static_cast<unsigned int>(n);
+      unsigned char* r = rans_uncompress_to_4x16(
+          reinterpret_cast<unsigned char*>(const_cast<char*>(p.data())),
+          static_cast<unsigned>(p.size()), reinterpret_cast<unsigned char*>(out->data()),
+          &out_size);
+      if (r == nullptr || out_size != n) return Status::Corruption("rANS stream does not decode");
+      return Status::OK();
+    }
+    case StreamCoder::kZstd: {
+      unsigned long long content = ZSTD_getFrameContentSize(p.data(), p.size());
+      if (content != n) return Status::Corruption("zstd stream size does not match");
+      size_t got = ZSTD_decompress(out->data(), n, p.data(), p.size());
+      if (ZSTD_isError(got) || got != n) return Status::Corruption("zstd stream does not decode");
+      return Status::OK();
+    }
+    case StreamCoder::kHuffman:
+      return HuffmanDecode(p, reinterpret_cast<uint8_t*>(out->data()), n);
+  }
+  return Status::Corruption("unknown stream coder " + std::to_string(coder));
+}
+
+// ---------------------------------------------------------------------------
+// The fields strategy.
+
+struct FieldsPlan {
+  Transform transform = Transform::kNone;
+  uint32_t stride = 1;
+  bool transposed = false;
+  std::vector<StreamChoice> streams;  // one per stream; missing = default
+  bool fallback = true;
+};
+
+Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& streams,
+                      std::string* body);
+
+Status EncodeFields(DType dtype, std::string_view raw, const FieldsPlan& plan, std::string* body) {
+  const size_t n = raw.size() / DTypeWidth(dtype);
+  if (plan.stride == 0) return Status::InvalidArgument("stride must be positive");
+  Layout lay{n, plan.stride, n / plan.stride, plan.transposed};
+  std::vector<std::string> streams;
+  Split(dtype, raw, plan.transform, lay, &streams);
+  return AssembleFields(plan, streams, body);
+}
+
+// Writes the fields body of already split streams.
+Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& streams,
+                      std::string* body) {
+  body->clear();
+  char h[kFieldsHeaderSize] = {};
+  h[0] = static_cast<char>(plan.transform);
+  h[1] = static_cast<char>(plan.transposed ? kFlagTransposed : 0);
+  PutLE32(h + 4, plan.stride);
+  h[8] = static_cast<char>(streams.size());
+  body->append(h, sizeof h);
+  for (size_t k = 0; k < streams.size(); ++k) {
+    StreamChoice c = k < plan.streams.size() ? plan.streams[k] : StreamChoice{};
+    QATQ_RETURN_IF_ERROR(AppendStream(streams[k], c, plan.fallback, body));
+  }
+  return Status::OK();
+}
+
+Status DecodeFields(DType dtype, std::string_view body, char* dst, uint32_t raw_len) {
+  if (body.size() < kFieldsHeaderSize) return Status::Corruption("fields body truncated");
+  const uint8_t transform = static_cast<uint8_t>(body[0]);
+  const uint8_t flags = static_cast<uint8_t>(body[1]);
+  if (transform > static_cast<uint8_t>(Transform::kDelta))
+    return Status::Corruption("fields body has an unknown transform");
+  if ((flags & ~kFlagTransposed) != 0 || body[2] != 0 || body[3] != 0)
+    return Status::Corruption("fields body reserved bits are not zero");
+  const uint32_t stride = GetLE32(body.data() + 4);
+  if (stride == 0) return Status::Corruption("fields body stride is zero");
+  const int ns = static_cast<uint8_t>(body[8]);
+  if (ns != StreamCount(dtype)) return Status::Corruption("fields body has a wrong stream count");
+  body.remove_prefix(kFieldsHeaderSize);
+  const size_t n = raw_len / DTypeWidth(dtype);
+  std::vector<std::string> streams(ns);
+  for (int k = 0; k < ns; ++k) QATQ_RETURN_IF_ERROR(ReadStream(&body, n, &streams[k]));
+  if (!body.empty()) return Status::Corruption("fields body has trailing bytes");
+  Layout lay{n, stride, n / stride, (flags & kFlagTransposed) != 0};
+  Merge(dtype, streams, static_cast<Transform>(transform), lay, dst);
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Widened f32.
+
+uint32_t F16ToF32Bits(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t e = (h >> 10) & 0x1f;
+  uint32_t m = h & 0x3ff;
+  if (e == 0x1f) return sign | 0x7f800000u | (m << 13);
+  if (e != 0) return sign | ((e + 112) << 23) | (m << 13);
+  if (m == 0) return sign;
+  int shift = 0;  // normalise the subnormal
+  while ((m & 0x400) == 0) {
+    m <<= 1;
+    ++shift;
+  }
+  return sign | (static_cast<uint32_t>(113 - shift) << 23) | ((m & 0x3ff) << 13);
+}
+
+// True (and *h set) if f32 bits `f` are exactly an f16 value widened.
+bool F32ToF16Exact(uint32_t f, uint16_t* h) {
+  const uint32_t sign = (f >> 16) & 0x8000;
+  const int e = static_cast<int>((f >> 23) & 0xff);
+  const uint32_t m = f & 0x7fffff;
+  uint32_t out;
+  if (e == 0xff) {
+    if (m & 0x1fff) return false;
+    if (m != 0 && (m >> 13) == 0) return false;
+    out = sign | 0x7c00 | (m >> 13);
+  } else if (e == 0) {
+    if (m != 0) return false;
+    out = sign;
+  } else {
+    const int E = e - 127;
+    if (E > 15 || E < -24) return false;
+    if (E >= -14) {
+      if (m & 0x1fff) return false;
+      out = sign | (static_cast<uint32_t>(E + 15) << 10) | (m >> 13);
+    } else {
+      const int shift = -E - 1;  // 14..23
+      const uint32_t full = 0x800000u | m;
+      if (full & ((1u << shift) - 1)) return false;
+      out = sign | (full >> shift);
+    }
+  }
+  *h = static_cast<uint16_t>(out);
+  return F16ToF32Bits(*h) == f;
+}
+
+// Narrows f32 raw to `from` if every element is exactly representable.
+bool NarrowExact(std::string_view raw, DType from, std::string* narrow) {
+  const size_t n = raw.size() / 4;
+  narrow->resize(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t f = LoadW<uint32_t>(raw.data() + i * 4);
+    uint16_t h;
+    if (from == DType::kBF16) {
+      if (f & 0xffff) return false;
+      h = static_cast<uint16_t>(f >> 16);
+    } else if (!F32ToF16Exact(f, &h)) {
+      return false;
+    }
+    std::memcpy(narrow->data() + i * 2, &h, 2);
   }
   return true;
 }
 
-Status EncodeZstd(std::string_view raw, int level, std::string* body) {
-  body->resize(ZSTD_compressBound(raw.size()));
-  size_t n = ZSTD_compress(body->data(), body->size(), raw.data(), raw.size(), level);
-  if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
-  body->resize(n);
+Status DecodeWidened(std::string_view body, char* dst, uint32_t raw_len) {
+  if (body.size() < kWidenedHeaderSize) return Status::Corruption("widened body truncated");
+  const uint8_t from = static_cast<uint8_t>(body[0]);
+  const uint8_t inner = static_cast<uint8_t>(body[1]);
+  if (body[2] != 0 || body[3] != 0)
+    return Status::Corruption("widened body reserved bytes are not zero");
+  if (from != static_cast<uint8_t>(DType::kBF16) && from != static_cast<uint8_t>(DType::kF16))
+    return Status::Corruption("widened body names an invalid narrow dtype");
+  if (inner == kStrategyWidened) return Status::Corruption("widened body may not nest");
+  const size_t n = raw_len / 4;
+  std::string narrow(n * 2, '\0');
+  QATQ_RETURN_IF_ERROR(DecodeBody(inner, static_cast<DType>(from), body.substr(kWidenedHeaderSize),
+                                  narrow.data(), static_cast<uint32_t>(n * 2)));
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = LoadW<uint16_t>(narrow.data() + i * 2);
+    const uint32_t f =
+        from == static_cast<uint8_t>(DType::kBF16) ? uint32_t{h} << 16 : F16ToF32Bits(h);
+    std::memcpy(dst + i * 4, &f, 4);
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Selection.
+
+bool AllElementsEqual(std::string_view raw, size_t width) {
+  if (raw.size() < width) return false;
+  // Equal to itself shifted by one element <=> periodic with the element.
+  return std::memcmp(raw.data(), raw.data() + width, raw.size() - width) == 0;
+}
+
+// log2 of small counts from a table: estimates run per chunk and libm's
+// log2 dominated them.
+constexpr uint32_t kLogTableSize = 1u << 16;
+inline double Log2Count(uint32_t c) {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(kLogTableSize);
+    for (uint32_t i = 1; i < kLogTableSize; ++i) t[i] = static_cast<float>(std::log2(double(i)));
+    return t;
+  }();
+  return c < kLogTableSize ? table[c] : std::log2(static_cast<double>(c));
+}
+
+// Order-0 entropy in bits of a byte histogram.
+double EntropyBits(const uint32_t* hist, size_t total) {
+  if (total == 0) return 0;
+  double bits = 0;
+  const double lt = std::log2(static_cast<double>(total));
+  for (int i = 0; i < 256; ++i)
+    if (hist[i]) bits += hist[i] * (lt - Log2Count(hist[i]));
+  return bits;
+}
+
+// Estimated bits of a stream from its histogram: order-0 entropy plus a
+// table cost per used symbol, capped by raw storage.
+double StreamBits(const uint32_t* hist, size_t total) {
+  int used = 0;
+  for (int s = 0; s < 256; ++s) used += hist[s] != 0;
+  return std::min(EntropyBits(hist, total) + used * 12.0, total * 8.0);
+}
+
+// The sample of a chunk that estimates run on: up to 4 blocks of 1024
+// elements spread over the chunk, each starting at least `skip` elements in
+// so every stride candidate has a predecessor.
+struct Sample {
+  size_t begin[4];
+  size_t len = 0;
+  int blocks = 0;
+};
+
+Sample MakeSample(size_t n, size_t skip) {
+  Sample s;
+  if (n <= skip) return s;
+  const size_t span = n - skip;
+  const size_t block = std::min<size_t>(1024, span);
+  const int blocks = span >= 4 * block ? 4 : 1;
+  for (int b = 0; b < blocks; ++b) s.begin[b] = skip + (span - block) * b / std::max(1, blocks - 1);
+  s.len = block;
+  s.blocks = blocks;
+  return s;
+}
+
+// Estimated bits of all streams of `T` at `stride` over the sample.
+template <typename W, DType D, Transform T>
+double EstimateImpl(std::string_view raw, size_t stride, const Sample& sample,
+                    double* first_stream_bits) {
+  constexpr int kStreams = static_cast<int>(sizeof(W));
+  constexpr bool kPlanes = T == Transform::kDelta;
+  uint32_t hist[kStreams][256] = {};
+  const char* src = raw.data();
+  for (int blk = 0; blk < sample.blocks; ++blk) {
+    for (size_t i = sample.begin[blk]; i < sample.begin[blk] + sample.len; ++i) {
+      const W v = LoadW<W>(src + i * sizeof(W));
+      W t = v;
+      if constexpr (T != Transform::kNone) {
+        const W p = LoadW<W>(src + (i - stride) * sizeof(W));
+        t = T == Transform::kXor ? static_cast<W>(v ^ p) : Zigzag<W>(static_cast<W>(v - p));
+      }
+      uint8_t b[4] = {};
+      SplitWord(D, kPlanes, t, b);
+      for (int k = 0; k < kStreams; ++k) ++hist[k][b[k]];
+    }
+  }
+  const size_t total = sample.len * sample.blocks;
+  double bits = 0;
+  for (int k = 0; k < kStreams; ++k) {
+    const double b = StreamBits(hist[k], total);
+    if (k == 0 && first_stream_bits) *first_stream_bits = b;
+    bits += b;
+  }
+  return bits;
+}
+
+template <typename W, DType D>
+double EstimateT(std::string_view raw, Transform t, size_t stride, const Sample& sample,
+                 double* first) {
+  switch (t) {
+    case Transform::kNone: return EstimateImpl<W, D, Transform::kNone>(raw, stride, sample, first);
+    case Transform::kXor: return EstimateImpl<W, D, Transform::kXor>(raw, stride, sample, first);
+    case Transform::kDelta: return EstimateImpl<W, D, Transform::kDelta>(raw, stride, sample, first);
+  }
+  return 0;
+}
+
+double Estimate(DType dtype, std::string_view raw, Transform t, size_t stride, const Sample& sample,
+                double* first = nullptr) {
+  switch (dtype) {
+    case DType::kBytes: return EstimateT<uint8_t, DType::kBytes>(raw, t, stride, sample, first);
+    case DType::kF16: return EstimateT<uint16_t, DType::kF16>(raw, t, stride, sample, first);
+    case DType::kBF16: return EstimateT<uint16_t, DType::kBF16>(raw, t, stride, sample, first);
+    case DType::kF32: return EstimateT<uint32_t, DType::kF32>(raw, t, stride, sample, first);
+  }
+  return 0;
+}
+
+double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
+                     double* o0_bits);
+
+struct Candidate {
+  Transform transform = Transform::kNone;
+  uint32_t stride = 1;
+  // The stride whose predecessor predicts the first stream best: the
+  // context distance for order-1 coding (0 = none found).
+  uint32_t context_stride = 0;
+};
+
+// Picks the transform and stride with the lowest estimated size on a sample
+// of the chunk.
+Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOptions& options) {
+  const size_t n = raw.size() / DTypeWidth(dtype);
+  std::vector<uint32_t> strides;
+  if (options.stride_hint > 0) strides.push_back(options.stride_hint);
+  if (options.stride_hint == 0 || options.effort >= 6) {
+    for (uint32_t s : {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u})
+      if (std::find(strides.begin(), strides.end(), s) == strides.end()) strides.push_back(s);
+  }
+  Candidate best;
+  if (options.effort <= 0 || n < 256) return best;
+  size_t max_stride = 1;
+  for (uint32_t s : strides)
+    if (s < n / 4) max_stride = std::max<size_t>(max_stride, s);
+  const Sample sample = MakeSample(n, max_stride);
+  if (sample.len < 64) return best;
+  double none_first = 0;
+  double best_bits = Estimate(dtype, raw, Transform::kNone, 1, sample, &none_first);
+  for (uint32_t s : strides) {
+    if (s > max_stride) continue;
+    for (Transform t : {Transform::kXor, Transform::kDelta}) {
+      const double bits = Estimate(dtype, raw, t, s, sample);
+      // A transform must win clearly: the estimate is noisy.
+      if (bits < best_bits * 0.98) {
+        best_bits = bits;
+        best.transform = t;
+        best.stride = s;
+      }
+    }
+  }
+  if (best.transform != Transform::kNone || options.effort < 3) return best;
+  // Context distance for order-1 coding of the first stream: the stride
+  // whose predecessor leaves the least conditional entropy on the sample.
+  // First-stream bytes of [begin - max_stride, begin + len) per block.
+  std::vector<std::string> first(sample.blocks);
+  const size_t w = DTypeWidth(dtype);
+  for (int blk = 0; blk < sample.blocks; ++blk) {
+    const size_t lo = sample.begin[blk] - max_stride;
+    const size_t hi = sample.begin[blk] + sample.len;
+    first[blk].resize(hi - lo);
+    for (size_t i = lo; i < hi; ++i) {
+      uint32_t v = 0;
+      std::memcpy(&v, raw.data() + i * w, w);
+      uint8_t b[4] = {};
+      SplitWord(dtype, false, v, b);
+      first[blk][i - lo] = static_cast<char>(b[0]);
+    }
+  }
+  const double table_bits = 12.0 * sample.len * sample.blocks / n;
+  double best_ctx = 0;
+  for (uint32_t s : strides) {
+    if (s > max_stride || s < 2) continue;
+    double bits = 0, o0_total = 0;
+    for (int blk = 0; blk < sample.blocks; ++blk) {
+      double o0;
+      bits += ContextBitsAt(first[blk], max_stride, s, table_bits, &o0);
+      o0_total += o0;
+    }
+    if (bits < o0_total * 0.99 && (best.context_stride == 0 || bits < best_ctx)) {
+      best_ctx = bits;
+      best.context_stride = s;
+    }
+  }
+  return best;
+}
+
+// Entropy in bits of stream `s` coded with the previous symbol of its own
+// column (the element `stride` before) as context, plus a table cost per
+// used (context, symbol) pair. Sets *o0_bits to the order-0 estimate.
+double ContextBits(const std::string& s, size_t stride, double* o0_bits) {
+  return ContextBitsAt(s, stride, stride, 12.0, o0_bits);
+}
+
+// As ContextBits over symbols [from, size) of s. REQUIRES: from >= stride.
+double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
+                     double* o0_bits) {
+  const size_t n = s.size();
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(s.data());
+  uint32_t hist[256] = {};
+  for (size_t i = from; i < n; ++i) ++hist[p[i]];
+  {
+    int used0 = 0;
+    for (int v = 0; v < 256; ++v) used0 += hist[v] != 0;
+    *o0_bits = EntropyBits(hist, n - from) + used0 * table_bits;
+  }
+  uint8_t id[256];
+  int d = 0;
+  for (int v = 0; v < 256; ++v) id[v] = hist[v] ? static_cast<uint8_t>(d++) : 0;
+  for (size_t i = from - stride; i < from; ++i)
+    if (!hist[p[i]]) id[p[i]] = static_cast<uint8_t>(d++), hist[p[i]] = 1;
+  if (d > 96 || n <= from) return *o0_bits;  // too many contexts to pay off
+  // bits = sum_ctx c log c - sum_pairs k log k; only touched cells are read.
+  thread_local uint32_t pair_storage[96 * 96];
+  thread_local uint32_t ctx_storage[96];
+  thread_local uint16_t touched_storage[96 * 96];
+  uint32_t* const pair = pair_storage;
+  uint32_t* const ctx = ctx_storage;
+  uint16_t* const touched_cells = touched_storage;
+  size_t touched_count = 0;
+  for (size_t i = from; i < n; ++i) {
+    const uint32_t c = id[p[i - stride]];
+    const uint32_t cell = c * 96 + id[p[i]];
+    touched_cells[touched_count] = static_cast<uint16_t>(cell);
+    touched_count += pair[cell]++ == 0;
+    ++ctx[c];
+  }
+  const std::span<const uint16_t> touched(touched_cells, touched_count);
+  double bits = 0;
+  for (int c = 0; c < d; ++c) {
+    if (ctx[c]) bits += ctx[c] * Log2Count(ctx[c]);
+    ctx[c] = 0;
+  }
+  for (uint16_t cell : touched) {
+    bits -= pair[cell] * Log2Count(pair[cell]);
+    pair[cell] = 0;
+  }
+  const size_t used = touched.size();
+  return bits + used * table_bits;
+}
+
+Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
+                  bool allow_widened, uint8_t* strategy, std::string* body) {
+  const size_t width = DTypeWidth(dtype);
+  const size_t n = raw.size() / width;
+  if (AllElementsEqual(raw, width)) {
+    *strategy = static_cast<uint8_t>(Strategy::kConstant);
+    body->assign(raw.data(), width);
+    return Status::OK();
+  }
+  if (dtype == DType::kF32 && allow_widened && n > 0) {
+    std::string narrow;
+    for (DType from : {DType::kBF16, DType::kF16}) {
+      if (!NarrowExact(raw, from, &narrow)) continue;
+      uint8_t inner = 0;
+      std::string inner_body;
+      QATQ_RETURN_IF_ERROR(EncodeBest(from, narrow, options, false, &inner, &inner_body));
+      body->assign(kWidenedHeaderSize, '\0');
+      (*body)[0] = static_cast<char>(from);
+      (*body)[1] = static_cast<char>(inner);
+      body->append(inner_body);
+      *strategy = kStrategyWidened;
+      return Status::OK();
+    }
+  }
+
+  std::string best_body;
+  uint8_t best_strategy = static_cast<uint8_t>(Strategy::kRaw);
+  if (n > 0) {
+    FieldsPlan plan;
+    StreamChoice automatic;
+    automatic.automatic = true;
+    plan.streams.assign(width, automatic);
+    Candidate c;
+    if (dtype != DType::kBytes) c = ChooseTransform(dtype, raw, options);
+    plan.transform = c.transform;
+    plan.stride = c.stride;
+    std::vector<std::string> streams;
+    Split(dtype, raw, plan.transform, Layout{n, plan.stride, n / plan.stride, false}, &streams);
+    if (c.transform == Transform::kNone && c.context_stride > 1 && options.effort >= 3 &&
+        n >= 4 * size_t{c.context_stride}) {
+      // Order-1 coding of the first (exponent) stream in column order: its
+      // context is then the same column's previous element.
+      double o0 = 0;
+      const double o1 = ContextBits(streams[0], c.context_stride, &o0);
+      if (o1 < o0 * 0.98) {
+        plan.stride = c.context_stride;
+        plan.transposed = true;
+        plan.streams[0].try_order1 = true;
+        Split(dtype, raw, Transform::kNone, Layout{n, plan.stride, n / plan.stride, true},
+              &streams);
+      }
+    }
+    std::string fields;
+    QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, &fields));
+    best_body = std::move(fields);
+    best_strategy = kStrategyFields;
+  }
+  // LZ for repetitive chunks: a cheap probe decides whether a full zstd
+  // pass can beat the entropy coder.
+  if (options.effort >= 1 && n > 0) {
+    const size_t probe_len = std::min<size_t>(raw.size(), 8192);
+    const size_t probe_off = (raw.size() - probe_len) / 2;
+    std::string probe;
+    QATQ_RETURN_IF_ERROR(ZstdEncode(raw.substr(probe_off, probe_len), 1, &probe));
+    const double fields_ratio = static_cast<double>(best_body.size()) / raw.size();
+    if (dtype == DType::kBytes || static_cast<double>(probe.size()) / probe_len < fields_ratio) {
+      const int level = options.effort >= 9 ? 19 : options.effort >= 7 ? 12 : 3;
+      std::string z;
+      QATQ_RETURN_IF_ERROR(ZstdEncode(raw, level, &z));
+      if (z.size() < best_body.size()) {
+        best_body = std::move(z);
+        best_strategy = static_cast<uint8_t>(Strategy::kZstd);
+      }
+    }
+  }
+  if (best_body.size() >= raw.size() || n == 0) {
+    *strategy = static_cast<uint8_t>(Strategy::kRaw);
+    body->assign(raw);
+    return Status::OK();
+  }
+  *strategy = best_strategy;
+  *body = std::move(best_body);
   return Status::OK();
 }
 
@@ -28,55 +842,110 @@ Status EncodeZstd(std::string_view raw, int level, std::string* body) {
 
 Status EncodeBody(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
                   uint8_t* strategy, std::string* body) {
+  if (raw.size() % DTypeWidth(dtype) != 0)
+    return Status::InvalidArgument("chunk size is not a multiple of the dtype width");
+  return EncodeBest(dtype, raw, options, true, strategy, body);
+}
+
+Status EncodeBodyForced(DType dtype, std::string_view raw, const ForcedPlan& plan,
+                        std::string* body) {
   const size_t width = DTypeWidth(dtype);
-  if (AllElementsEqual(raw, width)) {
-    *strategy = static_cast<uint8_t>(Strategy::kConstant);
-    body->assign(raw.data(), width);
-    return Status::OK();
+  if (raw.size() % width != 0)
+    return Status::InvalidArgument("chunk size is not a multiple of the dtype width");
+  switch (plan.strategy) {
+    case static_cast<uint8_t>(Strategy::kRaw):
+      body->assign(raw);
+      return Status::OK();
+    case static_cast<uint8_t>(Strategy::kConstant):
+      if (!AllElementsEqual(raw, width)) return Status::InvalidArgument("chunk is not constant");
+      body->assign(raw.data(), width);
+      return Status::OK();
+    case static_cast<uint8_t>(Strategy::kZstd):
+      return ZstdEncode(raw, plan.zstd_level, body);
+    case kStrategyFields: {
+      FieldsPlan fp;
+      fp.transform = plan.transform;
+      fp.stride = plan.stride;
+      fp.transposed = plan.transposed;
+      fp.fallback = false;
+      fp.streams.assign(width, StreamChoice{plan.coder, plan.rans_order, plan.zstd_level});
+      return EncodeFields(dtype, raw, fp, body);
+    }
+    case kStrategyWidened: {
+      if (dtype != DType::kF32) return Status::InvalidArgument("widened needs f32 input");
+      std::string narrow;
+      if (!NarrowExact(raw, plan.widened_from, &narrow))
+        return Status::InvalidArgument("f32 values are not exactly widened");
+      ForcedPlan inner = plan;
+      inner.strategy = kStrategyFields;
+      std::string inner_body;
+      QATQ_RETURN_IF_ERROR(EncodeBodyForced(plan.widened_from, narrow, inner, &inner_body));
+      body->assign(kWidenedHeaderSize, '\0');
+      (*body)[0] = static_cast<char>(plan.widened_from);
+      (*body)[1] = static_cast<char>(kStrategyFields);
+      body->append(inner_body);
+      return Status::OK();
+    }
   }
-  std::string z;
-  QATQ_RETURN_IF_ERROR(EncodeZstd(raw, options.effort >= 7 ? 19 : 3, &z));
-  if (z.size() < raw.size()) {
-    *strategy = static_cast<uint8_t>(Strategy::kZstd);
-    *body = std::move(z);
-  } else {
-    *strategy = static_cast<uint8_t>(Strategy::kRaw);
-    body->assign(raw);
-  }
-  return Status::OK();
+  return Status::InvalidArgument("unknown strategy");
 }
 
 Status DecodeBody(uint8_t strategy, DType dtype, std::string_view body, char* dst,
                   uint32_t raw_len) {
   const size_t width = DTypeWidth(dtype);
-  switch (static_cast<Strategy>(strategy)) {
-    case Strategy::kRaw:
+  if (raw_len % width != 0) return Status::Corruption("raw length is not a multiple of the width");
+  switch (strategy) {
+    case static_cast<uint8_t>(Strategy::kRaw):
       if (body.size() != raw_len) return Status::Corruption("raw body length mismatch");
-      std::memcpy(dst, body.data(), raw_len);
+      if (raw_len) std::memcpy(dst, body.data(), raw_len);
       return Status::OK();
-    case Strategy::kConstant:
+    case static_cast<uint8_t>(Strategy::kConstant):
       if (body.size() != width || raw_len == 0)
         return Status::Corruption("constant body must hold exactly one element");
       for (uint32_t i = 0; i < raw_len; i += width) std::memcpy(dst + i, body.data(), width);
       return Status::OK();
-    case Strategy::kZstd: {
+    case static_cast<uint8_t>(Strategy::kZstd): {
       unsigned long long content = ZSTD_getFrameContentSize(body.data(), body.size());
       if (content != raw_len) return Status::Corruption("zstd frame size does not match raw length");
       size_t n = ZSTD_decompress(dst, raw_len, body.data(), body.size());
       if (ZSTD_isError(n) || n != raw_len) return Status::Corruption("zstd frame does not decode");
       return Status::OK();
     }
+    case kStrategyFields:
+      return DecodeFields(dtype, body, dst, raw_len);
+    case kStrategyWidened:
+      if (dtype != DType::kF32) return Status::Corruption("widened strategy on a non-f32 chunk");
+      return DecodeWidened(body, dst, raw_len);
   }
   return Status::NotSupported("unknown strategy " + std::to_string(strategy));
 }
 
 std::string StrategyName(uint8_t strategy) {
-  switch (static_cast<Strategy>(strategy)) {
-    case Strategy::kRaw: return "raw";
-    case Strategy::kConstant: return "constant";
-    case Strategy::kZstd: return "zstd";
+  switch (strategy) {
+    case static_cast<uint8_t>(Strategy::kRaw): return "raw";
+    case static_cast<uint8_t>(Strategy::kConstant): return "constant";
+    case static_cast<uint8_t>(Strategy::kZstd): return "zstd";
+    case kStrategyFields: return "fields";
+    case kStrategyWidened: return "widened";
   }
   return "unknown-" + std::to_string(strategy);
+}
+
+Status EncodeExponentOnly(DType dtype, std::string_view raw, std::string* body) {
+  FieldsPlan plan;
+  const size_t width = DTypeWidth(dtype);
+  plan.streams.assign(width, StreamChoice{StreamCoder::kRaw, 0, 0});
+  plan.streams[0] = StreamChoice{StreamCoder::kRans, 0, 0};
+  if (raw.empty()) {
+    body->clear();
+    return Status::OK();
+  }
+  return EncodeFields(dtype, raw, plan, body);
+}
+
+Status DecodeExponentOnly(DType dtype, std::string_view body, char* dst, uint32_t raw_len) {
+  if (raw_len == 0) return body.empty() ? Status::OK() : Status::Corruption("trailing bytes");
+  return DecodeFields(dtype, body, dst, raw_len);
 }
 
 }  // namespace qatq::v3
