@@ -35,7 +35,7 @@ bool LooksLikeQatcV2(std::string_view prefix) {
          static_cast<uint8_t>(prefix[4]) == kContainerVersion;
 }
 
-Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info) {
+Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info, bool any_version) {
   if (f.empty()) return Status::Corruption("empty file");
   if (f.size() < 4 || std::memcmp(f.data(), kContainerMagic, 4) != 0) {
     return Status::Corruption("bad magic (expected QATC)");
@@ -44,10 +44,11 @@ Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info) {
     return Status::Corruption("truncated header (" + Num(f.size()) + " of 32 bytes)");
   }
   const uint8_t version = static_cast<uint8_t>(f[4]);
-  if (version == 1) {
+  if (any_version) {
+    // The caller only wants the layout checked.
+  } else if (version == 1) {
     return Status::NotSupported("unsupported container version 1 (never released)");
-  }
-  if (version != kContainerVersion) {
+  } else if (version != kContainerVersion) {
     return Status::NotSupported("unsupported container version " + Num(version));
   }
   const uint8_t mode = static_cast<uint8_t>(f[5]);
@@ -138,7 +139,8 @@ Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads) {
 }
 
 Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_chunk,
-                    const PayloadEncodeOptions& options, int threads, const ByteSink& sink) {
+                    const PayloadEncodeOptions& options, int threads, const ByteSink& sink,
+                    const ProgressFn& progress) {
   if (dtype == DType::kBytes) return Status::InvalidArgument("v2 containers hold f32, f16 or bf16");
   const size_t w = DTypeWidth(dtype);
   if (raw.size() % w != 0) {
@@ -180,6 +182,7 @@ Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_c
     fnv = Fnv1a64(fnv, buf->data(), buf->size());
     records[k] = std::move(*buf);
     buf->clear();
+    if (progress) progress(std::min<uint64_t>(n, (k + 1) * uint64_t{max_values_per_chunk}) * w);
     return Status::OK();
   };
   QATQ_RETURN_IF_ERROR(OrderedParallel(count, nthreads, 2 * static_cast<size_t>(nthreads), produce,

@@ -7,6 +7,7 @@
 #define QATQ_CODEC_QATC_V2_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,11 +105,22 @@ struct ContainerInfo {
 };
 
 // Checks 1-4 of spec 2.3 (header, walk, end, aggregate checksum); fills *info.
-Status ReadQatcV2Structure(std::string_view file, ContainerInfo* info);
+// `any_version` skips the version check only, so a caller can tell a v2
+// layout mislabelled with another version from a file of another format.
+Status ReadQatcV2Structure(std::string_view file, ContainerInfo* info, bool any_version = false);
 
-// Encodes a v2 container of chunks of `max_values_per_chunk` elements.
+// Called on the calling thread with the number of input bytes done so far.
+using ProgressFn = std::function<void(uint64_t done_bytes)>;
+
+// Encodes a v2 container of chunks of `max_values_per_chunk` elements,
+// chunk-parallel on `threads` workers (0 = all cores). The output does not
+// depend on `threads`. The aggregate checksum precedes the body, so encoded
+// chunks are held until the end: memory is O(output) + O(threads * chunk),
+// and `sink` is called only after every chunk has been encoded.
+// InvalidArgument for odd input sizes, dtype kBytes, or limits exceeded.
 Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_chunk,
-                    const PayloadEncodeOptions& options, int threads, const ByteSink& sink);
+                    const PayloadEncodeOptions& options, int threads, const ByteSink& sink,
+                    const ProgressFn& progress = nullptr);
 
 // Decodes a v2 container. Checks 1-4 of spec 2.3 pass before the first call
 // to `sink`; each chunk's own checksum (check 5) is verified before that

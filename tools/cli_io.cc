@@ -1,0 +1,169 @@
+#include "tools/cli_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace qatq::cli {
+
+InputFile::~InputFile() {
+  if (map_) munmap(map_, map_len_);
+}
+
+Status InputFile::Open(const std::string& path) {
+  int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot open");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    Status s = Status::FromErrno("cannot stat");
+    if (fd != STDIN_FILENO) ::close(fd);
+    return s;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (fd != STDIN_FILENO) ::close(fd);
+    return Status::IOError("is a directory", EISDIR);
+  }
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m != MAP_FAILED) {
+      madvise(m, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+      map_ = m;
+      map_len_ = static_cast<size_t>(st.st_size);
+      data_ = std::string_view(static_cast<const char*>(m), map_len_);
+      if (fd != STDIN_FILENO) ::close(fd);
+      return Status::OK();
+    }
+  }
+  // Pipes, terminals, and anything mmap refuses: read it all.
+  char tmp[1 << 16];
+  for (;;) {
+    ssize_t r = ::read(fd, tmp, sizeof tmp);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      Status s = Status::FromErrno("read failed");
+      if (fd != STDIN_FILENO) ::close(fd);
+      return s;
+    }
+    if (r == 0) break;
+    buf_.append(tmp, static_cast<size_t>(r));
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  data_ = buf_;
+  return Status::OK();
+}
+
+AtomicOutput::~AtomicOutput() { Abandon(); }
+
+Status AtomicOutput::Open(const std::string& path) {
+  path_ = path;
+  if (path == "-") {
+    to_stdout_ = true;
+    fd_ = STDOUT_FILENO;
+    return Status::OK();
+  }
+  std::string dir_buf = path;
+  std::string dir = dirname(dir_buf.data());
+  std::string base_buf = path;
+  std::string base = basename(base_buf.data());
+  tmp_path_ = dir + "/." + base + ".qatq-tmp-XXXXXX";
+  fd_ = mkostemp(tmp_path_.data(), O_CLOEXEC);
+  if (fd_ < 0) {
+    tmp_path_.clear();
+    return Status::FromErrno("cannot create a temporary file in " + dir);
+  }
+  // mkstemp makes 0600; give the result the usual 0666 & ~umask.
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd_, 0666 & ~mask);
+  return Status::OK();
+}
+
+Status AtomicOutput::Write(std::string_view bytes) {
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t w = ::write(fd_, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Status::FromErrno("write failed");
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  written_ += bytes.size();
+  return Status::OK();
+}
+
+Status AtomicOutput::Commit() {
+  if (to_stdout_) {
+    fd_ = -1;
+    return Status::OK();
+  }
+  if (fsync(fd_) != 0) return Status::FromErrno("fsync failed");
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    return Status::FromErrno("close failed");
+  }
+  fd_ = -1;
+  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    return Status::FromErrno("cannot rename the output into place");
+  }
+  tmp_path_.clear();
+  // Make the rename itself durable.
+  std::string dir_buf = path_;
+  int dfd = ::open(dirname(dir_buf.data()), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::OK();
+}
+
+void AtomicOutput::Abandon() {
+  if (to_stdout_) return;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!tmp_path_.empty()) {
+    ::unlink(tmp_path_.c_str());
+    tmp_path_.clear();
+  }
+}
+
+Progress::Progress(std::string label, uint64_t total, bool enabled)
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled && isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
+
+Progress::~Progress() { Finish(); }
+
+void Progress::Update(uint64_t done) {
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - start_).count();
+  if (elapsed < 1.0 || now - last_ < std::chrono::milliseconds(200)) return;
+  last_ = now;
+  double rate = done / elapsed;
+  double pct = total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
+  double eta = rate > 0 && total_ > done ? static_cast<double>(total_ - done) / rate : 0;
+  std::fprintf(stderr, "\rqatq: %s %5.1f%%  %7.1f MB/s  ETA %4.0fs ", label_.c_str(), pct,
+               rate / 1e6, eta);
+  std::fflush(stderr);
+  shown_ = true;
+}
+
+void Progress::Finish() {
+  if (shown_) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    shown_ = false;
+  }
+}
+
+}  // namespace qatq::cli
