@@ -348,10 +348,21 @@ int Mount(int argc, char** argv) {
     } else {
       fuse_loop_config* lc = fuse_loop_cfg_create();
       fuse_loop_cfg_set_clone_fd(lc, opts.clone_fd);
-      fuse_loop_cfg_set_max_threads(lc, opts.max_threads ? opts.max_threads : 16);
-      fuse_loop_cfg_set_idle_threads(lc, opts.max_idle_threads ? opts.max_idle_threads : 8);
+      // fuse_parse_cmdline leaves UINT_MAX for "not given".
+      unsigned max_threads = opts.max_threads;
+      if (max_threads == 0 || max_threads > 1024) max_threads = 16;
+      unsigned idle = opts.max_idle_threads;
+      if (idle == 0 || idle > max_threads) idle = max_threads / 2;
+      fuse_loop_cfg_set_max_threads(lc, max_threads);
+      fuse_loop_cfg_set_idle_threads(lc, idle);
       ret = fuse_session_loop_mt(se, lc);
       fuse_loop_cfg_destroy(lc);
+    }
+    // A positive value is the signal (SIGTERM/SIGINT/SIGHUP) that ended the
+    // loop: a requested, clean shutdown.
+    if (ret > 0) {
+      LogInfo("signal %d: unmounting", ret);
+      ret = 0;
     }
   }
   fuse_session_unmount(se);
