@@ -116,7 +116,11 @@ class MetadataStore {
 
   virtual std::unique_ptr<MetaBatch> NewBatch() = 0;
   // Applies `batch` atomically. sync = true makes it durable (WAL fsync)
-  // before returning. IOError on failure; then nothing of the batch applied.
+  // before returning; an empty batch with sync = true makes every earlier
+  // commit durable. IOError on failure; then nothing of the batch is
+  // visible, and the store reopens its database before the next commit.
+  // After a crash a failed batch is either wholly applied or not at all, so
+  // callers must not delete chunk objects the failed batch referenced.
   virtual Status Commit(MetaBatch* batch, bool sync) = 0;
 
   // Flushes memtables and syncs the WAL (clean unmount).

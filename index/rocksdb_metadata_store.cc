@@ -291,10 +291,15 @@ class RocksDbMetadataStore final : public MetadataStore {
     }
     if (read_only_) return Status::IOError("metadata index is open read-only", EROFS);
     if (!b->error().ok()) return FromRocksDb(b->error(), "building metadata batch");
-    if (b->empty()) return Status::OK();
+    if (b->empty() && !sync) return Status::OK();
     if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!db_) return Closed();
+    if (b->empty()) {
+      // An empty synced commit is how callers make earlier unsynced commits
+      // durable (fsync).
+      return FromRocksDb(db_->SyncWAL(), "syncing metadata WAL");
+    }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     rocksdb::Status s = db_->Write(wo, b->batch());

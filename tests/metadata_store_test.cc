@@ -314,6 +314,15 @@ TEST_F(MetadataStoreTest, ReopenKeepsCommittedData) {
   ASSERT_OK(db_->GetInode(10, &a));
 }
 
+TEST_F(MetadataStoreTest, EmptySyncedCommitSucceeds) {
+  ASSERT_OK(Commit([&](MetaBatch* b) { b->PutInode(File(3, 1)); }, /*sync=*/false));
+  auto b = db_->NewBatch();
+  EXPECT_OK(db_->Commit(b.get(), /*sync=*/true));
+  EXPECT_OK(db_->Commit(b.get(), /*sync=*/false));
+  InodeAttr a;
+  EXPECT_OK(db_->GetInode(3, &a));
+}
+
 TEST_F(MetadataStoreTest, ReadOnlyOpenReadsButRefusesCommits) {
   ASSERT_OK(Commit([&](MetaBatch* b) { b->PutInode(File(3, 1)); }, true));
   ASSERT_OK(Open(/*read_only=*/true));
