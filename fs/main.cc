@@ -23,6 +23,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "fs/filesystem.h"
 #include "fs/fuse_ops.h"
@@ -383,10 +384,73 @@ out_fs:
   return ret == 0 ? 0 : 1;
 }
 
+// Options of fstab/mount(8) that are not mount options of the filesystem.
+bool IsMountOnlyOption(const std::string& o) {
+  static const char* kDrop[] = {"defaults", "auto", "noauto", "user", "nouser", "users",
+                                "owner", "group", "nofail", "_netdev", "rw"};
+  for (const char* d : kDrop) {
+    if (o == d) return true;
+  }
+  return o.rfind("x-", 0) == 0 || o.rfind("comment=", 0) == 0;
+}
+
+// Invoked by mount(8) as /sbin/mount.fuse.qatqfs (or mount.qatqfs):
+//   mount.fuse.qatqfs STORE MNT [-sfnv] [-N ns] [-o opts] [-t type]
+// Translates to `qatqfs STORE MNT -o opts` in daemon mode.
+int MountHelper(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::string opts;
+  bool fake = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-o" && i + 1 < argc) {
+      if (!opts.empty()) opts += ",";
+      opts += argv[++i];
+    } else if ((a == "-t" || a == "-N") && i + 1 < argc) {
+      ++i;
+    } else if (a.size() > 1 && a[0] == '-') {
+      if (a.find('f') != std::string::npos) fake = true;  // -f: fake, do nothing
+    } else {
+      pos.push_back(a);
+    }
+  }
+  if (pos.size() != 2) {
+    std::fprintf(stderr, "usage: mount.fuse.qatqfs STORE MOUNTPOINT [-o opts]\n");
+    return 1;
+  }
+  if (fake) return 0;
+  std::string kept;
+  size_t start = 0;
+  while (start <= opts.size()) {
+    size_t comma = opts.find(',', start);
+    if (comma == std::string::npos) comma = opts.size();
+    std::string o = opts.substr(start, comma - start);
+    if (!o.empty() && !IsMountOnlyOption(o)) {
+      if (!kept.empty()) kept += ",";
+      kept += o;
+    }
+    start = comma + 1;
+  }
+  std::vector<std::string> args = {"qatqfs", pos[0], pos[1]};
+  if (!kept.empty()) {
+    args.push_back("-o");
+    args.push_back(kept);
+  }
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  return Mount(static_cast<int>(args.size()), cargs.data());
+}
+
 }  // namespace
 }  // namespace qatq
 
 int main(int argc, char** argv) {
+  std::string self = argv[0];
+  self = self.substr(self.rfind('/') == std::string::npos ? 0 : self.rfind('/') + 1);
+  if (self == "mount.fuse.qatqfs" || self == "mount.qatqfs") {
+    return qatq::MountHelper(argc, argv);
+  }
   if (argc >= 2) {
     std::string cmd = argv[1];
     if (cmd == "mkfs") return qatq::Mkfs(argc, argv);

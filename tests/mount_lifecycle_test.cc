@@ -180,5 +180,46 @@ TEST(MountLifecycle, OtherUsersAreDeniedPrivateFilesUnderDefaultPermissions) {
   EXPECT_EQ(m.Unmount(), 0);
 }
 
+TEST(MountLifecycle, MountHelperAcceptsMount8ArgumentsAndFstabOptions) {
+  QATQ_REQUIRE_MOUNT();
+  QatqfsMount m;
+  ASSERT_TRUE(m.Mkfs());
+  // mount(8) runs /sbin/mount.fuse.qatqfs STORE MNT -o OPTS with the fstab
+  // options, including ones meant for mount(8) itself.
+  std::string helper = (m.root() / "mount.fuse.qatqfs").string();
+  ASSERT_EQ(symlink(test::BinaryPath("qatqfs").c_str(), helper.c_str()), 0);
+  std::string out;
+  ASSERT_EQ(RunCommand(ShellQuote(helper) + " " + ShellQuote(m.store()) + " " +
+                           ShellQuote(m.mnt()) +
+                           " -n -o rw,noauto,nofail,_netdev,x-systemd.automount,allow_other,"
+                           "default_permissions,dtype=auto 2>&1",
+                       &out),
+            0)
+      << out;
+  EXPECT_TRUE(test::IsQatqfsMounted(m.mnt()));
+  test::WriteFileOrDie(m.path("f"), "via helper");
+  EXPECT_EQ(test::ReadFileOrDie(m.path("f")), "via helper");
+  EXPECT_EQ(RunCommand("fusermount3 -u " + ShellQuote(m.mnt())), 0);
+}
+
+TEST(MountLifecycle, Mount8WithInstalledHelper) {
+  QATQ_REQUIRE_MOUNT();
+  if (access("/sbin/mount.fuse.qatqfs", X_OK) != 0) {
+    GTEST_SKIP() << "/sbin/mount.fuse.qatqfs not installed (cmake --install)";
+  }
+  QatqfsMount m;
+  ASSERT_TRUE(m.Mkfs());
+  std::string fstab = (m.root() / "fstab").string();
+  test::WriteFileOrDie(fstab, m.store() + " " + m.mnt() +
+                                  " fuse.qatqfs allow_other,default_permissions,noauto 0 0\n");
+  std::string out;
+  ASSERT_EQ(RunCommand("mount -T " + ShellQuote(fstab) + " " + ShellQuote(m.mnt()) + " 2>&1",
+                       &out),
+            0)
+      << out;
+  EXPECT_TRUE(test::IsQatqfsMounted(m.mnt()));
+  EXPECT_EQ(RunCommand("umount " + ShellQuote(m.mnt())), 0);
+}
+
 }  // namespace
 }  // namespace qatq
