@@ -1,5 +1,6 @@
 #include "fs/dtype_detect.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -114,18 +115,26 @@ DType DetectDType(std::string_view sample) {
   }
   if (printable * 100 >= sample.size() * 95) return DType::kBytes;
 
-  std::array<uint64_t, 256> bf16{}, f32{};
-  std::array<uint64_t, 32> f16{};
+  // Even and odd 16-bit elements separately: in f32 data one half holds
+  // exponents and the other mantissa bits, which a pooled histogram hides.
+  std::array<uint64_t, 256> bf16[2] = {}, f32{};
+  std::array<uint64_t, 32> f16[2] = {};
   uint64_t n16 = sample.size() / 2, n32 = sample.size() / 4;
   for (size_t i = 0; i < n16; ++i) {
     uint16_t v = GetLE16(sample.data() + 2 * i);
-    ++bf16[(v >> 7) & 0xff];
-    ++f16[(v >> 10) & 0x1f];
+    ++bf16[i & 1][(v >> 7) & 0xff];
+    ++f16[i & 1][(v >> 10) & 0x1f];
   }
   for (size_t i = 0; i < n32; ++i) ++f32[(GetLE32(sample.data() + 4 * i) >> 23) & 0xff];
-  double h_bf16 = Entropy(bf16, n16), h_f16 = Entropy(f16, n16), h_f32 = Entropy(f32, n32);
-  if (h_bf16 < 5.0 && h_bf16 <= h_f32 + 1.0) return DType::kBF16;
-  if (h_f16 < 3.5) return DType::kF16;
+  uint64_t half = n16 / 2;
+  double h_bf16 = std::max(Entropy(bf16[0], n16 - half), Entropy(bf16[1], half));
+  double h_f16 = std::max(Entropy(f16[0], n16 - half), Entropy(f16[1], half));
+  double h_f32 = Entropy(f32, n32);
+  // Measured on the corpus (first 256 KiB): true dtype 2.4-3.1 bits; bf16
+  // read as f16 0.2-0.7 (checked after bf16); f16 read as bf16 ~6; f32 read
+  // as bf16/f16 has a mantissa half at 8.0/5.0; random bytes 8/5/8.
+  if (h_bf16 < 5.0) return DType::kBF16;
+  if (h_f16 < 4.2) return DType::kF16;
   if (h_f32 < 5.5) return DType::kF32;
   return DType::kBytes;
 }
