@@ -32,7 +32,14 @@ Status EncodeChunkRecord(DType dtype, std::string_view raw, const ChunkEncodeOpt
   uint8_t strategy = 0;
   std::string body;
   QATQ_RETURN_IF_ERROR(v3::EncodeBody(dtype, raw, options, &strategy, &body));
+  return FrameChunkRecord(dtype, strategy, raw, body, record);
+}
 
+Status FrameChunkRecord(DType dtype, uint8_t strategy, std::string_view raw,
+                        std::string_view body, std::string* record) {
+  if (raw.size() % DTypeWidth(dtype) != 0 || raw.size() > kMaxChunkRawBytes ||
+      body.size() > UINT32_MAX)
+    return Status::InvalidArgument("chunk record: bad raw or body size");
   record->clear();
   record->reserve(kChunkRecordHeaderSize + body.size());
   char h[kChunkRecordHeaderSize] = {};

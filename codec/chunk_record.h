@@ -59,6 +59,13 @@ struct ChunkEncodeOptions {
 Status EncodeChunkRecord(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
                          std::string* record);
 
+// Frames an already encoded `body` of `strategy` for `raw` as a record
+// (checksums computed here). For tests, golden files and tools that force a
+// strategy (v3::EncodeBodyForced); EncodeChunkRecord is the normal path.
+// REQUIRES: body decodes to raw under strategy (not checked).
+Status FrameChunkRecord(DType dtype, uint8_t strategy, std::string_view raw,
+                        std::string_view body, std::string* record);
+
 // Parses and checks the header only: magic, reserved bytes, dtype, lengths
 // against kMaxChunkRawBytes and against record.size() (which must be exactly
 // the record length). Does not read the body.
