@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <atomic>
 #include <cerrno>
+#include <thread>
 #include <filesystem>
 #include <string>
 
@@ -480,6 +482,62 @@ TEST_F(FsCoreTest, ManyDirtyChunksCommitUnderPressure) {
   EXPECT_GE(a.size, 10 * kChunk);
   std::string got = ReadAll(ino);
   EXPECT_EQ(got, data.substr(0, got.size()));
+}
+
+TEST_F(FsCoreTest, ConcurrentWritersReadersAndFlushes) {
+  uint64_t shared_fh;
+  InodeId shared = Create("shared", &shared_fh);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t fh;
+      InodeAttr a;
+      if (!fs_->Create(ctx_, kRootInode, "t" + std::to_string(t), 0644, OpenFlags{true}, &a, &fh)
+               .ok()) {
+        failures++;
+        return;
+      }
+      std::string data = test::RandomBytes(3 * kChunk + 100 * t, 50 + t);
+      for (size_t off = 0; off < data.size(); off += 5000) {
+        std::string_view part = std::string_view(data).substr(off, 5000);
+        if (!fs_->Write(a.ino, fh, off, part).ok()) failures++;
+        // Each thread owns one region of the shared file.
+        if (!fs_->Write(shared, shared_fh, t * 4 * kChunk + off, part).ok()) failures++;
+        if (off % 40000 == 0 && !fs_->Flush(shared).ok()) failures++;
+        std::string back;
+        if (!fs_->Read(shared, shared_fh, t * 4 * kChunk + off, part.size(), &back).ok() ||
+            back != part) {
+          failures++;
+        }
+      }
+      if (!fs_->Release(a.ino, fh).ok()) failures++;
+      std::string all;
+      if (!fs_->Read(a.ino, 0, 0, data.size(), &all).ok() || all != data) failures++;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_OK(fs_->Release(shared, shared_fh));
+  Remount();
+  for (int t = 0; t < 4; ++t) {
+    std::string data = test::RandomBytes(3 * kChunk + 100 * t, 50 + t);
+    EXPECT_EQ(ReadAll(LookupIno("t" + std::to_string(t))), data);
+    std::string part;
+    ASSERT_OK(fs_->Read(shared, 0, t * 4 * kChunk, data.size(), &part));
+    EXPECT_EQ(part, data);
+  }
+}
+
+TEST_F(FsCoreTest, SampledDTypeForTensorWithoutHints) {
+  QATQ_REQUIRE_SHARED(shared);
+  std::string data = test::ReadFileOrDie(shared / "corpus" / "llm-stories260k-weights.bf16le");
+  InodeId ino = WriteFile("weights.bin", data);
+  EXPECT_EQ(Xattr(ino, "user.qatq.dtype"), "bf16");
+  InodeId txt = WriteFile("notes.txt", std::string(100000, 'a') + "text\n");
+  EXPECT_EQ(Xattr(txt, "user.qatq.dtype"), "bytes");
+  Remount();
+  EXPECT_EQ(ReadAll(ino), data);
 }
 
 }  // namespace
