@@ -114,6 +114,15 @@ class MetadataStore {
   virtual Status ForEachChunkRefcount(
       const std::function<Status(const ChunkId&, uint64_t count)>& fn) = 0;
 
+  // Every key/value pair in key order, undecoded (keys and values as in
+  // index/keys.h): lets fsck report an undecodable entry and go on instead
+  // of stopping at it. fn must not Commit. Default: NotSupported.
+  virtual Status ForEachRaw(
+      const std::function<Status(std::string_view key, std::string_view value)>& fn) {
+    (void)fn;
+    return Status::NotSupported("raw scans are not supported by this metadata store");
+  }
+
   virtual std::unique_ptr<MetaBatch> NewBatch() = 0;
   // Applies `batch` atomically. sync = true makes it durable (WAL fsync)
   // before returning; an empty batch with sync = true makes every earlier

@@ -282,6 +282,11 @@ class RocksDbMetadataStore final : public MetadataStore {
     });
   }
 
+  Status ForEachRaw(
+      const std::function<Status(std::string_view key, std::string_view value)>& fn) override {
+    return Scan(std::string(), std::string(), fn);
+  }
+
   std::unique_ptr<MetaBatch> NewBatch() override { return std::make_unique<RocksMetaBatch>(); }
 
   Status Commit(MetaBatch* batch, bool sync) override {
@@ -289,9 +294,10 @@ class RocksDbMetadataStore final : public MetadataStore {
     if (b == nullptr) {
       return Status::InvalidArgument("batch was not created by this metadata store");
     }
+    // Nothing to write: fine even read-only (fsync on a read-only mount).
+    if (b->empty() && (!sync || read_only_)) return Status::OK();
     if (read_only_) return Status::IOError("metadata index is open read-only", EROFS);
     if (!b->error().ok()) return FromRocksDb(b->error(), "building metadata batch");
-    if (b->empty() && !sync) return Status::OK();
     if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!db_) return Closed();
