@@ -172,10 +172,14 @@ void ByteHistogram(std::string_view in, uint32_t hist[256]) {
 }
 
 Status HuffmanEncode(std::string_view in, std::string* out) {
-  if (in.empty()) return Status::InvalidArgument("huffman: empty input");
-  const uint8_t* src = reinterpret_cast<const uint8_t*>(in.data());
   uint32_t hist[256];
   ByteHistogram(in, hist);
+  return HuffmanEncode(in, hist, out);
+}
+
+Status HuffmanEncode(std::string_view in, const uint32_t hist[256], std::string* out) {
+  if (in.empty()) return Status::InvalidArgument("huffman: empty input");
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(in.data());
   const std::array<uint8_t, 256> len = CodeLengths(hist);
   uint16_t codes[256] = {};
   CanonicalCodes(len, codes);
@@ -261,16 +265,32 @@ Status HuffmanDecode(std::string_view in, uint8_t* dst, size_t n) {
   // peek of >= 57 bits).
   while (left[0] >= 4 && left[1] >= 4 && left[2] >= 4 && left[3] >= 4 && r[0].FastOk() &&
          r[1].FastOk() && r[2].FastOk() && r[3].FastOk()) {
+    // Four independent dependency chains, interleaved by hand so the
+    // table lookups of different segments overlap.
+    uint64_t v0 = r[0].PeekFast(), v1 = r[1].PeekFast(), v2 = r[2].PeekFast(),
+             v3 = r[3].PeekFast();
+    uint32_t u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t e0 = t[v0 & kMask], e1 = t[v1 & kMask], e2 = t[v2 & kMask],
+                     e3 = t[v3 & kMask];
+      out[0][j] = static_cast<uint8_t>(e0);
+      out[1][j] = static_cast<uint8_t>(e1);
+      out[2][j] = static_cast<uint8_t>(e2);
+      out[3][j] = static_cast<uint8_t>(e3);
+      v0 >>= e0 >> 8;
+      v1 >>= e1 >> 8;
+      v2 >>= e2 >> 8;
+      v3 >>= e3 >> 8;
+      u0 += e0 >> 8;
+      u1 += e1 >> 8;
+      u2 += e2 >> 8;
+      u3 += e3 >> 8;
+    }
+    r[0].pos += u0;
+    r[1].pos += u1;
+    r[2].pos += u2;
+    r[3].pos += u3;
     for (int k = 0; k < kSegments; ++k) {
-      uint64_t v = r[k].PeekFast();
-      uint32_t used_bits = 0;
-      for (int j = 0; j < 4; ++j) {
-        const uint16_t e = t[v & kMask];
-        out[k][j] = static_cast<uint8_t>(e);
-        v >>= e >> 8;
-        used_bits += e >> 8;
-      }
-      r[k].pos += used_bits;
       out[k] += 4;
       left[k] -= 4;
     }

@@ -25,6 +25,8 @@ inline constexpr int kHuffmanMaxBits = 11;
 // Encodes `in` (non-empty) into *out (replaced).
 // REQUIRES: in.size() < 2^32.
 Status HuffmanEncode(std::string_view in, std::string* out);
+// As above with the byte histogram of `in` already computed.
+Status HuffmanEncode(std::string_view in, const uint32_t hist[256], std::string* out);
 
 // Decodes exactly n bytes into dst. Corruption on malformed input; never
 // reads outside `in` or writes outside dst[0, n).

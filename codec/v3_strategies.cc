@@ -111,8 +111,10 @@ W LoadW(const char* p) {
   return w;
 }
 
-// Calls fn(i, pos) for every element i in natural order, with pos its
-// index in the streams. Natural order lets decoders read element i - stride.
+// Calls fn(i, pos) for every element i, with pos its index in the streams.
+// Element i - stride is always visited before element i (decoders read it):
+// natural order, or for the transposed layout column by column, which also
+// walks the streams sequentially.
 template <typename Fn>
 inline void ForEachElement(const Layout& lay, Fn&& fn) {
   if (!lay.transposed || lay.stride <= 1) {
@@ -120,10 +122,23 @@ inline void ForEachElement(const Layout& lay, Fn&& fn) {
     return;
   }
   const size_t rows = lay.rows, stride = lay.stride;
-  size_t i = 0;
+  size_t pos = 0;
+  for (size_t c = 0; c < stride; ++c)
+    for (size_t i = c; i < rows * stride; i += stride, ++pos) fn(i, pos);
+  for (size_t i = rows * stride; i < lay.n; ++i) fn(i, i);
+}
+
+// Transposes the rows x stride word matrix at the front of src into column
+// order in dst (the tail of incomplete rows is copied as is), or back.
+template <typename W>
+void TransposeWords(const W* src, const Layout& lay, W* dst, bool to_columns) {
+  const size_t rows = lay.rows, stride = lay.stride, full = rows * stride;
   for (size_t r = 0; r < rows; ++r)
-    for (size_t c = 0; c < stride; ++c, ++i) fn(i, c * rows + r);
-  for (; i < lay.n; ++i) fn(i, i);
+    for (size_t c = 0; c < stride; ++c) {
+      if (to_columns) dst[c * rows + r] = src[r * stride + c];
+      else dst[r * stride + c] = src[c * rows + r];
+    }
+  std::memcpy(dst + full, src + full, (lay.n - full) * sizeof(W));
 }
 
 template <typename W, DType D, Transform T>
@@ -132,6 +147,24 @@ void SplitImpl(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   constexpr bool kPlanes = T == Transform::kDelta;
   const size_t stride = lay.stride;
   const char* src = raw.data();
+  if constexpr (T == Transform::kNone) {
+    // Straight loops the compiler vectorises; transposition as a separate
+    // pass over words.
+    // raw may be unaligned: words are loaded with memcpy.
+    thread_local std::vector<W> tmp;
+    const bool transposed = lay.transposed && lay.stride > 1;
+    if (transposed) {
+      tmp.resize(2 * lay.n);
+      for (size_t i = 0; i < lay.n; ++i) tmp[lay.n + i] = LoadW<W>(src + i * sizeof(W));
+      TransposeWords(tmp.data() + lay.n, lay, tmp.data(), true);
+    }
+    for (size_t i = 0; i < lay.n; ++i) {
+      uint8_t b[4] = {};
+      SplitWord(D, kPlanes, transposed ? tmp[i] : LoadW<W>(src + i * sizeof(W)), b);
+      for (int k = 0; k < kStreams; ++k) s[k][i] = b[k];
+    }
+    return;
+  }
   ForEachElement(lay, [&](size_t i, size_t pos) {
     const W v = LoadW<W>(src + i * sizeof(W));
     W t = v;
@@ -152,6 +185,24 @@ void MergeImpl(const uint8_t* const* s, const Layout& lay, char* dst) {
   constexpr int kStreams = static_cast<int>(sizeof(W));
   constexpr bool kPlanes = T == Transform::kDelta;
   const size_t stride = lay.stride;
+  if constexpr (T == Transform::kNone) {
+    const bool transposed = lay.transposed && lay.stride > 1;
+    // dst may be unaligned: words are stored with memcpy.
+    thread_local std::vector<W> tmp;
+    if (transposed) tmp.resize(2 * lay.n);
+    for (size_t i = 0; i < lay.n; ++i) {
+      uint8_t b[4] = {};
+      for (int k = 0; k < kStreams; ++k) b[k] = s[k][i];
+      const W w = static_cast<W>(MergeWord(D, kPlanes, b));
+      if (transposed) tmp[i] = w;
+      else std::memcpy(dst + i * sizeof(W), &w, sizeof(W));
+    }
+    if (transposed) {
+      TransposeWords(tmp.data(), lay, tmp.data() + lay.n, false);
+      std::memcpy(dst, tmp.data() + lay.n, lay.n * sizeof(W));
+    }
+    return;
+  }
   ForEachElement(lay, [&](size_t i, size_t pos) {
     uint8_t b[4] = {};
     for (int k = 0; k < kStreams; ++k) b[k] = s[k][pos];
@@ -200,11 +251,8 @@ void Split(DType dtype, std::string_view raw, Transform transform, const Layout&
   }
 }
 
-void Merge(DType dtype, const std::vector<std::string>& streams, Transform transform,
-           const Layout& lay, char* dst) {
-  const uint8_t* s[4] = {};
-  for (int k = 0; k < StreamCount(dtype); ++k)
-    s[k] = reinterpret_cast<const uint8_t*>(streams[k].data());
+void Merge(DType dtype, const uint8_t* const* s, Transform transform, const Layout& lay,
+           char* dst) {
   switch (dtype) {
     case DType::kBytes: return MergeT<uint8_t, DType::kBytes>(s, transform, lay, dst);
     case DType::kF16: return MergeT<uint16_t, DType::kF16>(s, transform, lay, dst);
@@ -261,9 +309,11 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
   StreamCoder coder = choice.coder;
   int rans_order = choice.rans_order;
   std::string payload;
+  uint32_t hist[256];
+  bool have_hist = false;
   if (choice.automatic && !s.empty()) {
-    uint32_t hist[256];
     ByteHistogram(s, hist);
+    have_hist = true;
     int used = 0;
     for (int v = 0; v < 256; ++v) used += hist[v] != 0;
     const double huff = static_cast<double>(HuffmanEstimate(hist));
@@ -292,7 +342,11 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &payload));
       break;
     case StreamCoder::kHuffman:
-      QATQ_RETURN_IF_ERROR(HuffmanEncode(s, &payload));
+      if (have_hist) {
+        QATQ_RETURN_IF_ERROR(HuffmanEncode(s, hist, &payload));
+      } else {
+        QATQ_RETURN_IF_ERROR(HuffmanEncode(s, &payload));
+      }
       break;
   }
   if (choice.automatic && choice.try_order1 && coder != StreamCoder::kConstant && !s.empty()) {
@@ -316,8 +370,9 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
   return Status::OK();
 }
 
-// Decodes one stream of exactly n bytes from the front of *body.
-Status ReadStream(std::string_view* body, size_t n, std::string* out) {
+// Decodes one stream of exactly n bytes from the front of *body; *data
+// points into the body (raw streams) or into *out.
+Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint8_t** data) {
   if (body->size() < kStreamHeaderSize) return Status::Corruption("fields body truncated");
   const uint8_t coder = static_cast<uint8_t>((*body)[0]);
   const uint32_t len = GetLE32(body->data() + 1);
@@ -325,11 +380,15 @@ Status ReadStream(std::string_view* body, size_t n, std::string* out) {
   if (len > body->size()) return Status::Corruption("fields stream truncated");
   std::string_view p = body->substr(0, len);
   body->remove_prefix(len);
-  out->resize(n);
+  if (static_cast<StreamCoder>(coder) == StreamCoder::kRaw) {
+    if (p.size() != n) return Status::Corruption("raw stream length mismatch");
+    *data = reinterpret_cast<const uint8_t*>(p.data());
+    return Status::OK();
+  }
+  if (out->size() < n) out->resize(n);
+  *data = reinterpret_cast<const uint8_t*>(out->data());
   switch (static_cast<StreamCoder>(coder)) {
     case StreamCoder::kRaw:
-      if (p.size() != n) return Status::Corruption("raw stream length mismatch");
-      if (n) std::memcpy(out->data(), p.data(), n);
       return Status::OK();
     case StreamCoder::kConstant:
       if (p.size() != 1) return Status::Corruption("constant stream must hold one byte");
@@ -412,8 +471,11 @@ Status DecodeFields(DType dtype, std::string_view body, char* dst, uint32_t raw_
   if (ns != StreamCount(dtype)) return Status::Corruption("fields body has a wrong stream count");
   body.remove_prefix(kFieldsHeaderSize);
   const size_t n = raw_len / DTypeWidth(dtype);
-  std::vector<std::string> streams(ns);
-  for (int k = 0; k < ns; ++k) QATQ_RETURN_IF_ERROR(ReadStream(&body, n, &streams[k]));
+  // Scratch for decoded streams, reused across chunks on this thread.
+  thread_local std::string scratch[4];
+  const uint8_t* streams[4] = {};
+  for (int k = 0; k < ns; ++k)
+    QATQ_RETURN_IF_ERROR(ReadStream(&body, n, &scratch[k], &streams[k]));
   if (!body.empty()) return Status::Corruption("fields body has trailing bytes");
   Layout lay{n, stride, n / stride, (flags & kFlagTransposed) != 0};
   Merge(dtype, streams, static_cast<Transform>(transform), lay, dst);
@@ -669,7 +731,9 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
   // First-stream bytes of [begin - max_stride, begin + len) per block.
   std::vector<std::string> first(sample.blocks);
   const size_t w = DTypeWidth(dtype);
-  for (int blk = 0; blk < sample.blocks; ++blk) {
+  // Two blocks are enough to find the context distance.
+  const int ctx_blocks = std::min(sample.blocks, 2);
+  for (int blk = 0; blk < ctx_blocks; ++blk) {
     const size_t lo = sample.begin[blk] - max_stride;
     const size_t hi = sample.begin[blk] + sample.len;
     first[blk].resize(hi - lo);
@@ -681,12 +745,12 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
       first[blk][i - lo] = static_cast<char>(b[0]);
     }
   }
-  const double table_bits = 12.0 * sample.len * sample.blocks / n;
+  const double table_bits = 12.0 * sample.len * ctx_blocks / n;
   double best_ctx = 0;
   for (uint32_t s : strides) {
     if (s > max_stride || s < 2) continue;
     double bits = 0, o0_total = 0;
-    for (int blk = 0; blk < sample.blocks; ++blk) {
+    for (int blk = 0; blk < ctx_blocks; ++blk) {
       double o0;
       bits += ContextBitsAt(first[blk], max_stride, s, table_bits, &o0);
       o0_total += o0;
@@ -702,9 +766,6 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
 // Entropy in bits of stream `s` coded with the previous symbol of its own
 // column (the element `stride` before) as context, plus a table cost per
 // used (context, symbol) pair. Sets *o0_bits to the order-0 estimate.
-double ContextBits(const std::string& s, size_t stride, double* o0_bits) {
-  return ContextBitsAt(s, stride, stride, 12.0, o0_bits);
-}
 
 // As ContextBits over symbols [from, size) of s. REQUIRES: from >= stride.
 double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
@@ -795,8 +856,10 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
         n >= 4 * size_t{c.context_stride}) {
       // Order-1 coding of the first (exponent) stream in column order: its
       // context is then the same column's previous element.
+      // The first half of the chunk confirms the sample (table cost scaled).
       double o0 = 0;
-      const double o1 = ContextBits(streams[0], c.context_stride, &o0);
+      const std::string_view half = std::string_view(streams[0]).substr(0, n / 2);
+      const double o1 = ContextBitsAt(half, c.context_stride, c.context_stride, 6.0, &o0);
       if (o1 < o0 * 0.98) {
         plan.stride = c.context_stride;
         plan.transposed = true;
