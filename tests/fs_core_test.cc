@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <thread>
 #include <filesystem>
 #include <string>
@@ -538,6 +539,41 @@ TEST_F(FsCoreTest, SampledDTypeForTensorWithoutHints) {
   EXPECT_EQ(Xattr(txt, "user.qatq.dtype"), "bytes");
   Remount();
   EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(FsCoreTest, KeepCacheOnlyForFilesUnchangedSinceLastOpen) {
+  InodeId ino = WriteFile("k", "v1");
+  uint64_t fh;
+  bool keep = true;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
+  ASSERT_OK(fs_->Release(ino, fh));
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
+  EXPECT_TRUE(keep);
+  ASSERT_OK(fs_->Release(ino, fh));
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep));
+  ASSERT_OK(fs_->Write(ino, fh, 0, "v2"));
+  ASSERT_OK(fs_->Release(ino, fh));
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
+  EXPECT_FALSE(keep);
+  ASSERT_OK(fs_->Release(ino, fh));
+}
+
+TEST_F(FsCoreTest, SafetensorsHeaderChoosesTheDType) {
+  std::string json =
+      R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[65536],"data_offsets":[0,262144]}})";
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+  file += json;
+  std::string floats(262144, '\0');
+  for (size_t i = 0; i < floats.size(); i += 4) {
+    float v = 0.01f * static_cast<float>((i / 4) % 113) - 0.5f;
+    std::memcpy(&floats[i], &v, 4);
+  }
+  file += floats;
+  InodeId ino = WriteFile("model.safetensors", file);
+  EXPECT_EQ(Xattr(ino, "user.qatq.dtype"), "f32");
+  Remount();
+  EXPECT_EQ(ReadAll(ino), file);
 }
 
 }  // namespace
