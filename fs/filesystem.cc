@@ -97,7 +97,12 @@ struct Inode {
   size_t pending_bytes = 0;
   uint64_t floor = kNoFloor;  // committed chunks >= floor are dead (truncate)
   uint64_t floor_gen = 0;
-  bool attr_dirty = false;
+  bool attr_dirty = false;  // attr differs from the last committed inode record
+  uint64_t attr_gen = 0;    // bumped with every change that sets attr_dirty
+  void MarkAttrDirty() {
+    attr_dirty = true;
+    ++attr_gen;
+  }
   uint64_t data_version = 0;
   uint64_t open_version = UINT64_MAX;  // data_version at the last open
   uint64_t next_read = UINT64_MAX;     // readahead: where a sequential read continues
@@ -657,6 +662,9 @@ Status FilesystemImpl::Unlink(InodeId parent, std::string_view name) {
       b->PutInode(PersistedAttr(inode.get()));
       b->PutOrphan(inode->ino);
     } else {
+      // Recorded as an orphan too, so a crash before ReclaimLocked's own
+      // commit still frees it at the next mount.
+      b->PutOrphan(inode->ino);
       reclaim = true;
     }
   }
@@ -687,6 +695,7 @@ Status FilesystemImpl::Rmdir(InodeId parent, std::string_view name) {
     std::lock_guard<std::mutex> l(inode->mu);
     inode->attr.nlink = 0;
   }
+  b->PutOrphan(inode->ino);
   TouchDir(b.get(), dir, -1);
   QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), false));
   return ReclaimLocked(inode);
@@ -748,6 +757,7 @@ Status FilesystemImpl::Rename(InodeId parent, std::string_view name, InodeId new
         b->PutInode(PersistedAttr(victim.get()));
         if (victim->attr.nlink == 0) b->PutOrphan(victim->ino);
       } else {
+        b->PutOrphan(victim->ino);
         reclaim = true;
       }
     }
@@ -883,7 +893,7 @@ Status FilesystemImpl::SetAttr(InodeId ino, const SetAttrRequest& req, InodeAttr
     if (req.atime_ns) a.atime_ns = *req.atime_ns == SetAttrRequest::kNow ? now : *req.atime_ns;
     if (req.mtime_ns) a.mtime_ns = *req.mtime_ns == SetAttrRequest::kNow ? now : *req.mtime_ns;
     a.ctime_ns = now;
-    inode->attr_dirty = true;
+    inode->MarkAttrDirty();
   }
   QATQ_RETURN_IF_ERROR(CommitInodeRef(inode, false, false));
   return GetAttr(ino, attr);
@@ -920,7 +930,7 @@ Status FilesystemImpl::TruncateLocked(std::unique_lock<std::mutex>& lock, Inode*
   }
   a.size = size;
   a.mtime_ns = a.ctime_ns = NowNs();
-  inode->attr_dirty = true;
+  inode->MarkAttrDirty();
   inode->data_version++;
   return Status::OK();
 }
@@ -1017,7 +1027,7 @@ DType FilesystemImpl::ChunkDTypeLocked(Inode* inode, uint64_t index, std::string
       a.dtype = DetectDType(sample);
       a.dtype_source = DTypeSource::kSampled;
     }
-    inode->attr_dirty = true;
+    inode->MarkAttrDirty();
   }
   DType t = a.dtype;
   if (inode->safetensors && (index + 1) * a.chunk_bytes <= inode->safetensors->header_end) {
@@ -1119,7 +1129,7 @@ Status FilesystemImpl::Write(InodeId ino, uint64_t fh, uint64_t offset, std::str
       if (raw.size() == cb && in_chunk + n == cb) SubmitEncodeLocked(inode.get(), idx, pc);
     }
     inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
-    inode->attr_dirty = true;
+    inode->MarkAttrDirty();
     inode->data_version++;
     if (static_cast<size_t>(dirty_bytes_.load()) > options_.max_dirty_bytes) {
       commit_all = true;
@@ -1149,7 +1159,7 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
     std::shared_ptr<EncodeJob> job;
   };
   std::vector<Snap> snap;
-  uint64_t floor, floor_gen, size;
+  uint64_t floor, floor_gen, size, attr_gen = 0;
   bool attr_dirty;
   {
     std::lock_guard<std::mutex> l(inode->mu);
@@ -1249,6 +1259,7 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
     InodeAttr a = inode->attr;
     a.size = size;
     b->PutInode(a);
+    attr_gen = inode->attr_gen;
   }
   std::vector<std::pair<ChunkId, uint32_t>> dead;
   QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), deltas, &dead, sizes));
@@ -1274,7 +1285,10 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
     }
     if (inode->floor_gen == floor_gen) inode->floor = kNoFloor;
     inode->committed_size = size;
-    if (attr_dirty && size == inode->attr.size) inode->attr_dirty = false;
+    // A change made after the batch was built stays dirty for the next commit.
+    if (attr_dirty && size == inode->attr.size && inode->attr_gen == attr_gen) {
+      inode->attr_dirty = false;
+    }
   }
   DeleteDead(dead);
   return Status::OK();
@@ -1514,7 +1528,7 @@ Status FilesystemImpl::SetXattr(InodeId ino, std::string_view name, std::string_
         } else {
           inode->attr.dtype_source = DTypeSource::kDefault;
         }
-        inode->attr_dirty = true;
+        inode->MarkAttrDirty();
       }
       return CommitInodeRef(inode, false, false);
     }
