@@ -54,6 +54,7 @@ void PrintUsage(FILE* f) {
                "                          user.qatq.dtype xattr, name suffix, safetensors\n"
                "                          header, sampling of the first chunk)\n"
                "  -o cache_mb=N           decoded chunk cache in MiB (default 256)\n"
+               "  -o effort=0..9          encoder effort: 0 fastest, 9 smallest (default 5)\n"
                "  -o log_level=error|warning|info|debug (default warning)\n"
                "  -f                      stay in the foreground\n"
                "  -d                      debug (FUSE request trace; implies -f)\n"
@@ -69,6 +70,7 @@ struct Config {
   unsigned cache_mb = 256;
   char* log_level = nullptr;
   int read_only = 0;
+  int effort = -1;
 };
 
 enum { kKeyRo = 1 };
@@ -77,6 +79,7 @@ const fuse_opt kOpts[] = {
     {"dtype=%s", offsetof(Config, dtype), 0},
     {"cache_mb=%u", offsetof(Config, cache_mb), 0},
     {"log_level=%s", offsetof(Config, log_level), 0},
+    {"effort=%d", offsetof(Config, effort), 0},
     FUSE_OPT_KEY("ro", kKeyRo),
     FUSE_OPT_END,
 };
@@ -246,6 +249,13 @@ int Mount(int argc, char** argv) {
   FilesystemOptions fo;
   fo.read_only = conf.read_only;
   fo.cache_bytes = static_cast<size_t>(conf.cache_mb) << 20;
+  if (conf.effort >= 0) {
+    if (conf.effort > 9) {
+      std::fprintf(stderr, "qatqfs: bad effort=%d (0..9)\n", conf.effort);
+      return 2;
+    }
+    fo.encode_effort = conf.effort;
+  }
   if (conf.dtype && std::string(conf.dtype) != "auto") {
     auto t = ParseDType(conf.dtype);
     if (!t) {
