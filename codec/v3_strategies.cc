@@ -141,6 +141,81 @@ void TransposeWords(const W* src, const Layout& lay, W* dst, bool to_columns) {
   std::memcpy(dst + full, src + full, (lay.n - full) * sizeof(W));
 }
 
+// Transform none: straight loops over restrict pointers that the compiler
+// vectorises; the transposition is a separate pass over whole words.
+template <typename W, DType D>
+void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
+  const size_t n = lay.n;
+  thread_local std::vector<W> buf;
+  buf.resize(2 * n);
+  W* __restrict words = buf.data();
+  std::memcpy(words + n, raw.data(), n * sizeof(W));  // raw may be unaligned
+  if (lay.transposed && lay.stride > 1) {
+    TransposeWords(buf.data() + n, lay, words, true);
+  } else {
+    words += n;
+  }
+  uint8_t* __restrict s0 = s[0];
+  if constexpr (D == DType::kBytes) {
+    std::memcpy(s0, words, n);
+  } else if constexpr (D == DType::kF16) {
+    uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i) {
+      s0[i] = static_cast<uint8_t>(words[i] >> 8);
+      s1[i] = static_cast<uint8_t>(words[i]);
+    }
+  } else if constexpr (D == DType::kBF16) {
+    uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t w = words[i];
+      s0[i] = static_cast<uint8_t>(w >> 7);
+      s1[i] = static_cast<uint8_t>(((w >> 8) & 0x80) | (w & 0x7f));
+    }
+  } else {
+    uint8_t* __restrict s1 = s[1];
+    uint8_t* __restrict s2 = s[2];
+    uint8_t* __restrict s3 = s[3];
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t w = words[i];
+      s0[i] = static_cast<uint8_t>(w >> 23);
+      s1[i] = static_cast<uint8_t>(((w >> 24) & 0x80) | ((w >> 16) & 0x7f));
+      s2[i] = static_cast<uint8_t>(w >> 8);
+      s3[i] = static_cast<uint8_t>(w);
+    }
+  }
+}
+
+template <typename W, DType D>
+void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
+  const size_t n = lay.n;
+  thread_local std::vector<W> buf;
+  buf.resize(2 * n);
+  W* __restrict words = buf.data();
+  const uint8_t* __restrict s0 = s[0];
+  if constexpr (D == DType::kBytes) {
+    std::memcpy(words, s0, n);
+  } else if constexpr (D == DType::kF16) {
+    const uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i) words[i] = static_cast<W>((s0[i] << 8) | s1[i]);
+  } else if constexpr (D == DType::kBF16) {
+    const uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i)
+      words[i] = static_cast<W>(((s1[i] & 0x80) << 8) | (s0[i] << 7) | (s1[i] & 0x7f));
+  } else {
+    const uint8_t* __restrict s1 = s[1];
+    const uint8_t* __restrict s2 = s[2];
+    const uint8_t* __restrict s3 = s[3];
+    for (size_t i = 0; i < n; ++i)
+      words[i] = static_cast<W>((uint32_t{s1[i] & 0x80u} << 24) | (uint32_t{s0[i]} << 23) |
+                                (uint32_t{s1[i] & 0x7fu} << 16) | (uint32_t{s2[i]} << 8) | s3[i]);
+  }
+  if (lay.transposed && lay.stride > 1) {
+    TransposeWords(words, lay, words + n, false);
+    words += n;
+  }
+  std::memcpy(dst, words, n * sizeof(W));  // dst may be unaligned
+}
+
 template <typename W, DType D, Transform T>
 void SplitImpl(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   constexpr int kStreams = static_cast<int>(sizeof(W));
@@ -148,21 +223,7 @@ void SplitImpl(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   const size_t stride = lay.stride;
   const char* src = raw.data();
   if constexpr (T == Transform::kNone) {
-    // Straight loops the compiler vectorises; transposition as a separate
-    // pass over words.
-    // raw may be unaligned: words are loaded with memcpy.
-    thread_local std::vector<W> tmp;
-    const bool transposed = lay.transposed && lay.stride > 1;
-    if (transposed) {
-      tmp.resize(2 * lay.n);
-      for (size_t i = 0; i < lay.n; ++i) tmp[lay.n + i] = LoadW<W>(src + i * sizeof(W));
-      TransposeWords(tmp.data() + lay.n, lay, tmp.data(), true);
-    }
-    for (size_t i = 0; i < lay.n; ++i) {
-      uint8_t b[4] = {};
-      SplitWord(D, kPlanes, transposed ? tmp[i] : LoadW<W>(src + i * sizeof(W)), b);
-      for (int k = 0; k < kStreams; ++k) s[k][i] = b[k];
-    }
+    SplitNone<W, D>(raw, lay, s);
     return;
   }
   ForEachElement(lay, [&](size_t i, size_t pos) {
@@ -186,21 +247,7 @@ void MergeImpl(const uint8_t* const* s, const Layout& lay, char* dst) {
   constexpr bool kPlanes = T == Transform::kDelta;
   const size_t stride = lay.stride;
   if constexpr (T == Transform::kNone) {
-    const bool transposed = lay.transposed && lay.stride > 1;
-    // dst may be unaligned: words are stored with memcpy.
-    thread_local std::vector<W> tmp;
-    if (transposed) tmp.resize(2 * lay.n);
-    for (size_t i = 0; i < lay.n; ++i) {
-      uint8_t b[4] = {};
-      for (int k = 0; k < kStreams; ++k) b[k] = s[k][i];
-      const W w = static_cast<W>(MergeWord(D, kPlanes, b));
-      if (transposed) tmp[i] = w;
-      else std::memcpy(dst + i * sizeof(W), &w, sizeof(W));
-    }
-    if (transposed) {
-      TransposeWords(tmp.data(), lay, tmp.data() + lay.n, false);
-      std::memcpy(dst, tmp.data() + lay.n, lay.n * sizeof(W));
-    }
+    MergeNone<W, D>(s, lay, dst);
     return;
   }
   ForEachElement(lay, [&](size_t i, size_t pos) {
@@ -274,6 +321,8 @@ struct StreamChoice {
   bool try_order1 = false;
 };
 
+constexpr bool kPreferRans = true;
+
 int RansOrderFor(size_t n) { return n >= 16384 ? RANS_ORDER_X32 : 0; }
 
 double EntropyBits(const uint32_t* hist, size_t total);
@@ -294,9 +343,26 @@ Status RansEncode(std::string_view in, int order, std::string* out) {
   return Status::OK();
 }
 
+// zstd contexts are large (hundreds of KiB); one per thread, reused, instead
+// of one per call.
+struct ZstdContexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+};
+ZstdContexts& ThreadZstd() {
+  thread_local ZstdContexts ctx;
+  return ctx;
+}
+ZSTD_CCtx* ThreadCCtx() { return ThreadZstd().c; }
+ZSTD_DCtx* ThreadDCtx() { return ThreadZstd().d; }
+
 Status ZstdEncode(std::string_view in, int level, std::string* out) {
   out->resize(ZSTD_compressBound(in.size()));
-  size_t n = ZSTD_compress(out->data(), out->size(), in.data(), in.size(), level);
+  size_t n = ZSTD_compressCCtx(ThreadCCtx(), out->data(), out->size(), in.data(), in.size(), level);
   if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
   out->resize(n);
   return Status::OK();
@@ -308,7 +374,11 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
                     std::string* body) {
   StreamCoder coder = choice.coder;
   int rans_order = choice.rans_order;
-  std::string payload;
+  thread_local std::string payload_buf;
+  std::string& payload = payload_buf;
+  payload.clear();
+  std::string_view out;  // what gets appended
+  bool encoded = false;
   uint32_t hist[256];
   bool have_hist = false;
   if (choice.automatic && !s.empty()) {
@@ -319,54 +389,69 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     const double huff = static_cast<double>(HuffmanEstimate(hist));
     const double rans = EntropyBits(hist, s.size()) / 8 + used * 1.5 + 64 +
                         (s.size() >= 16384 ? 128 : 16);
-    coder = rans < huff * 0.985 ? StreamCoder::kRans : StreamCoder::kHuffman;
+    coder = (kPreferRans || rans < huff * 0.985) ? StreamCoder::kRans : StreamCoder::kHuffman;
     rans_order = RansOrderFor(s.size());
+    const double best = std::min(huff, rans);
+    if (used == 1) {
+      coder = StreamCoder::kConstant;
+    } else if (choice.try_order1) {
+      // Order 1 was predicted to win; keep it unless it loses to the
+      // order-0 estimate, and only then pay for an order-0 encode.
+      QATQ_RETURN_IF_ERROR(RansEncode(s, 1 | RansOrderFor(s.size()), &payload));
+      if (payload.size() <= best) {
+        coder = StreamCoder::kRans;
+        encoded = true;
+      }
+    } else if (fallback && best >= 0.995 * static_cast<double>(s.size())) {
+      coder = StreamCoder::kRaw;  // incompressible: do not spend an encode
+    }
   }
-  if (fallback && AllBytesEqual(s)) coder = StreamCoder::kConstant;
-  switch (coder) {
-    case StreamCoder::kRaw:
-      payload.assign(s);
-      break;
-    case StreamCoder::kConstant:
-      if (!AllBytesEqual(s)) return Status::InvalidArgument("stream is not constant");
-      payload.assign(1, s[0]);
-      break;
-    case StreamCoder::kRans:
-      if (s.empty()) {
-        coder = StreamCoder::kRaw;
+  if (!encoded) {
+    std::string alt;
+    switch (coder) {
+      case StreamCoder::kRaw:
         break;
-      }
-      QATQ_RETURN_IF_ERROR(RansEncode(s, rans_order, &payload));
-      break;
-    case StreamCoder::kZstd:
-      QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &payload));
-      break;
-    case StreamCoder::kHuffman:
-      if (have_hist) {
-        QATQ_RETURN_IF_ERROR(HuffmanEncode(s, hist, &payload));
-      } else {
-        QATQ_RETURN_IF_ERROR(HuffmanEncode(s, &payload));
-      }
-      break;
-  }
-  if (choice.automatic && choice.try_order1 && coder != StreamCoder::kConstant && !s.empty()) {
-    std::string o1;
-    QATQ_RETURN_IF_ERROR(RansEncode(s, 1 | RansOrderFor(s.size()), &o1));
-    if (o1.size() < payload.size()) {
+      case StreamCoder::kConstant:
+        if (!AllBytesEqual(s)) return Status::InvalidArgument("stream is not constant");
+        break;
+      case StreamCoder::kRans:
+        if (s.empty()) {
+          coder = StreamCoder::kRaw;
+          break;
+        }
+        QATQ_RETURN_IF_ERROR(RansEncode(s, rans_order, &alt));
+        break;
+      case StreamCoder::kZstd:
+        QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &alt));
+        break;
+      case StreamCoder::kHuffman:
+        if (have_hist) {
+          QATQ_RETURN_IF_ERROR(HuffmanEncode(s, hist, &alt));
+        } else {
+          QATQ_RETURN_IF_ERROR(HuffmanEncode(s, &alt));
+        }
+        break;
+    }
+    // A failed order-1 attempt may still be the smaller one.
+    if (!payload.empty() && coder != StreamCoder::kRaw && coder != StreamCoder::kConstant &&
+        payload.size() < alt.size()) {
       coder = StreamCoder::kRans;
-      payload = std::move(o1);
+    } else {
+      payload.swap(alt);
     }
   }
   if (fallback && coder != StreamCoder::kRaw && coder != StreamCoder::kConstant &&
       payload.size() >= s.size()) {
     coder = StreamCoder::kRaw;
-    payload.assign(s);
   }
+  if (coder == StreamCoder::kRaw) out = s;
+  else if (coder == StreamCoder::kConstant) out = s.substr(0, 1);
+  else out = payload;
   char h[kStreamHeaderSize];
   h[0] = static_cast<char>(coder);
-  PutLE32(h + 1, static_cast<uint32_t>(payload.size()));
+  PutLE32(h + 1, static_cast<uint32_t>(out.size()));
   body->append(h, sizeof h);
-  body->append(payload);
+  body->append(out);
   return Status::OK();
 }
 
@@ -407,7 +492,7 @@ Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint
     case StreamCoder::kZstd: {
       unsigned long long content = ZSTD_getFrameContentSize(p.data(), p.size());
       if (content != n) return Status::Corruption("zstd stream size does not match");
-      size_t got = ZSTD_decompress(out->data(), n, p.data(), p.size());
+      size_t got = ZSTD_decompressDCtx(ThreadDCtx(), out->data(), n, p.data(), p.size());
       if (ZSTD_isError(got) || got != n) return Status::Corruption("zstd stream does not decode");
       return Status::OK();
     }
@@ -623,7 +708,7 @@ Sample MakeSample(size_t n, size_t skip) {
   if (n <= skip) return s;
   const size_t span = n - skip;
   const size_t block = std::min<size_t>(1024, span);
-  const int blocks = span >= 4 * block ? 4 : 1;
+  const int blocks = span >= 2 * block ? 2 : 1;
   for (int b = 0; b < blocks; ++b) s.begin[b] = skip + (span - block) * b / std::max(1, blocks - 1);
   s.len = block;
   s.blocks = blocks;
@@ -731,8 +816,8 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
   // First-stream bytes of [begin - max_stride, begin + len) per block.
   std::vector<std::string> first(sample.blocks);
   const size_t w = DTypeWidth(dtype);
-  // Two blocks are enough to find the context distance.
-  const int ctx_blocks = std::min(sample.blocks, 2);
+  // One block is enough to find the context distance.
+  const int ctx_blocks = 1;
   for (int blk = 0; blk < ctx_blocks; ++blk) {
     const size_t lo = sample.begin[blk] - max_stride;
     const size_t hi = sample.begin[blk] + sample.len;
@@ -970,7 +1055,7 @@ Status DecodeBody(uint8_t strategy, DType dtype, std::string_view body, char* ds
     case static_cast<uint8_t>(Strategy::kZstd): {
       unsigned long long content = ZSTD_getFrameContentSize(body.data(), body.size());
       if (content != raw_len) return Status::Corruption("zstd frame size does not match raw length");
-      size_t n = ZSTD_decompress(dst, raw_len, body.data(), body.size());
+      size_t n = ZSTD_decompressDCtx(ThreadDCtx(), dst, raw_len, body.data(), body.size());
       if (ZSTD_isError(n) || n != raw_len) return Status::Corruption("zstd frame does not decode");
       return Status::OK();
     }
