@@ -1070,6 +1070,10 @@ void FilesystemImpl::RunEncode(const std::shared_ptr<EncodeJob>& job) {
     Pin(job->ref.id);
     job->pinned = true;
     s = chunks_->Put(job->ref.id, record);
+    if (!s.ok()) {
+      job->pinned = false;
+      Unpin(job->ref.id);
+    }
   }
   FinishJob(job.get(), s);
 }
@@ -1204,19 +1208,22 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
       }
     }
   } unpinner{this, &snap};
+  Status failed;
   for (auto& s : snap) {
-    if (!s.job->status.ok()) {
-      LogError("write of chunk %llu of inode %llu (%s) failed: %s",
-               static_cast<unsigned long long>(s.index),
-               static_cast<unsigned long long>(inode->ino), inode->name.c_str(),
-               s.job->status.ToString().c_str());
-      // Drop the failed encodes so a retry re-encodes.
-      std::lock_guard<std::mutex> l(inode->mu);
-      auto it = inode->pending.find(s.index);
-      if (it != inode->pending.end() && it->second.job == s.job) it->second.job = nullptr;
-      return s.job->status;
+    if (s.job->status.ok()) continue;
+    LogError("write of chunk %llu of inode %llu (%s) failed: %s",
+             static_cast<unsigned long long>(s.index), static_cast<unsigned long long>(inode->ino),
+             inode->name.c_str(), s.job->status.ToString().c_str());
+    if (failed.ok()) failed = s.job->status;
+    // Back to dirty, so a later commit encodes and stores it again.
+    std::lock_guard<std::mutex> l(inode->mu);
+    auto it = inode->pending.find(s.index);
+    if (it != inode->pending.end() && it->second.job == s.job) {
+      it->second.job = nullptr;
+      it->second.gen++;
     }
   }
+  QATQ_RETURN_IF_ERROR(failed);
   if (!snap.empty()) QATQ_RETURN_IF_ERROR(chunks_->Sync());
 
   std::lock_guard<std::mutex> cl(commit_mu_);

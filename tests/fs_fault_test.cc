@@ -1,0 +1,124 @@
+// The filesystem core over a chunk store that fails on purpose: errors reach
+// the caller as the right errno, nothing half-written is committed, and a
+// retry after the fault clears commits everything.
+#include <cerrno>
+#include <memory>
+#include <string>
+
+#include "fs/errno_map.h"
+#include "fs/filesystem.h"
+#include "index/fault_injection_chunk_store.h"
+#include "index/store.h"
+#include "tests/testutil.h"
+
+namespace qatq {
+namespace {
+
+constexpr uint32_t kChunk = 64u << 10;
+
+// A real store whose chunk store is wrapped by a FaultInjectionChunkStore.
+class FaultyStore final : public Store {
+ public:
+  explicit FaultyStore(std::unique_ptr<Store> real)
+      : real_(std::move(real)), faults_(real_->chunks()) {}
+  MetadataStore* meta() override { return real_->meta(); }
+  ChunkStore* chunks() override { return &faults_; }
+  const Superblock& superblock() const override { return real_->superblock(); }
+  const std::string& path() const override { return real_->path(); }
+  bool read_only() const override { return real_->read_only(); }
+  FaultInjectionChunkStore* faults() { return &faults_; }
+
+ private:
+  std::unique_ptr<Store> real_;
+  FaultInjectionChunkStore faults_;
+};
+
+class FsFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (dir_.path() / "store").string();
+    MkfsOptions mo;
+    mo.chunk_bytes = kChunk;
+    ASSERT_OK(CreateStore(path_, mo));
+    Open();
+  }
+  void TearDown() override {
+    if (fs_) {
+      faults_->Clear();
+      EXPECT_OK(fs_->Shutdown());
+    }
+  }
+  void Open() {
+    fs_.reset();
+    std::unique_ptr<Store> real;
+    ASSERT_OK(OpenStore(path_, StoreOptions{}, &real));
+    auto faulty = std::make_unique<FaultyStore>(std::move(real));
+    faults_ = faulty->faults();
+    ASSERT_OK(Filesystem::Open(std::move(faulty), FilesystemOptions{}, &fs_));
+  }
+  std::string ReadAll(InodeId ino) {
+    InodeAttr a;
+    EXPECT_OK(fs_->GetAttr(ino, &a));
+    std::string out;
+    EXPECT_OK(fs_->Read(ino, 0, 0, a.size, &out));
+    return out;
+  }
+
+  test::TempDir dir_;
+  std::string path_;
+  std::unique_ptr<Filesystem> fs_;
+  FaultInjectionChunkStore* faults_ = nullptr;
+};
+
+TEST_F(FsFaultTest, FullDeviceFailsTheCloseWithEnospcThenRetrySucceeds) {
+  InodeAttr a;
+  uint64_t fh;
+  ASSERT_OK(fs_->Create(CallerContext{}, kRootInode, "f", 0644, OpenFlags{true}, &a, &fh));
+  std::string data = test::RandomBytes(3 * kChunk + 10, 1);
+  faults_->FailAlways(ChunkStoreOp::kPut, ENOSPC);
+  // Writes are buffered; the failure surfaces at the commit.
+  ASSERT_OK(fs_->Write(a.ino, fh, 0, data));
+  EXPECT_EQ(ToErrno(fs_->Flush(a.ino)), ENOSPC);
+  EXPECT_EQ(ReadAll(a.ino), data);  // still buffered, still readable
+  faults_->Clear();
+  ASSERT_OK(fs_->Flush(a.ino));
+  ASSERT_OK(fs_->Release(a.ino, fh));
+  ASSERT_OK(fs_->Shutdown());
+  Open();
+  EXPECT_EQ(ReadAll(a.ino), data);
+}
+
+TEST_F(FsFaultTest, FailedSyncCommitsNothing) {
+  InodeAttr a;
+  uint64_t fh;
+  ASSERT_OK(fs_->Create(CallerContext{}, kRootInode, "g", 0644, OpenFlags{true}, &a, &fh));
+  ASSERT_OK(fs_->Write(a.ino, fh, 0, test::RandomBytes(2 * kChunk, 2)));
+  faults_->FailAlways(ChunkStoreOp::kSync, EIO);
+  EXPECT_EQ(ToErrno(fs_->Fsync(a.ino)), EIO);
+  // The daemon dies: the index never named the unsynced objects.
+  faults_->Clear();
+  Open();
+  InodeAttr now;
+  ASSERT_OK(fs_->GetAttr(a.ino, &now));
+  EXPECT_EQ(now.size, 0u);
+  EXPECT_EQ(ReadAll(a.ino), "");
+}
+
+TEST_F(FsFaultTest, UnreadableObjectGivesEio) {
+  InodeAttr a;
+  uint64_t fh;
+  ASSERT_OK(fs_->Create(CallerContext{}, kRootInode, "h", 0644, OpenFlags{true}, &a, &fh));
+  ASSERT_OK(fs_->Write(a.ino, fh, 0, test::RandomBytes(kChunk, 3)));
+  ASSERT_OK(fs_->Release(a.ino, fh));
+  ASSERT_OK(fs_->Shutdown());
+  Open();  // empty decoded-chunk cache
+  faults_->FailAlways(ChunkStoreOp::kGet, EIO);
+  std::string out;
+  EXPECT_EQ(ToErrno(fs_->Read(a.ino, 0, 0, 100, &out)), EIO);
+  faults_->Clear();
+  ASSERT_OK(fs_->Read(a.ino, 0, 0, 100, &out));
+  EXPECT_EQ(out.size(), 100u);
+}
+
+}  // namespace
+}  // namespace qatq
