@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "codec/endian.h"
 #include "codec/fnv.h"
@@ -35,7 +36,11 @@ bool LooksLikeQatcV2(std::string_view prefix) {
          static_cast<uint8_t>(prefix[4]) == kContainerVersion;
 }
 
-Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info, bool any_version) {
+namespace {
+
+// Checks 1-3 of spec 2.3; check 4 (the aggregate checksum) is left to the
+// caller, so that decoding can overlap it with chunk work.
+Status ReadQatcV2Layout(std::string_view f, ContainerInfo* info, bool any_version) {
   if (f.empty()) return Status::Corruption("empty file");
   if (f.size() < 4 || std::memcmp(f.data(), kContainerMagic, 4) != 0) {
     return Status::Corruption("bad magic (expected QATC)");
@@ -111,31 +116,67 @@ Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info, bool any_ver
     return Status::Corruption("element total mismatch: header says " + Num(total) +
                               ", chunks hold " + Num(running));
   }
+  out.dtype = out.chunks[0].payload.dtype;
+  *info = std::move(out);
+  return Status::OK();
+}
+
+Status CheckAggregate(std::string_view f, const ContainerInfo& info) {
   if (Fnv1a64(f.data() + kContainerHeaderSize, f.size() - kContainerHeaderSize) !=
-      out.aggregate_checksum) {
+      info.aggregate_checksum) {
     return Status::Corruption("aggregate checksum mismatch");
   }
-  out.dtype = out.chunks[0].payload.dtype;
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info, bool any_version) {
+  ContainerInfo out;
+  QATQ_RETURN_IF_ERROR(ReadQatcV2Layout(f, &out, any_version));
+  QATQ_RETURN_IF_ERROR(CheckAggregate(f, out));
   *info = std::move(out);
   return Status::OK();
 }
 
 Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads) {
   ContainerInfo info;
-  QATQ_RETURN_IF_ERROR(ReadQatcV2Structure(file, &info));
-  const size_t width = DTypeWidth(info.dtype);
+  QATQ_RETURN_IF_ERROR(ReadQatcV2Layout(file, &info, /*any_version=*/false));
   const int nthreads = ResolveThreads(threads);
+  // Check 4 must pass before any output, but it is a serial hash over the
+  // whole file: with several threads it runs beside the first chunk
+  // decodes, and the first delivery waits for it.
+  std::thread aggregate_thread;
+  Status aggregate;
+  bool aggregate_done = false;
+  if (nthreads > 1 && info.chunks.size() > 1) {
+    aggregate_thread = std::thread([&] { aggregate = CheckAggregate(file, info); });
+  } else {
+    aggregate = CheckAggregate(file, info);
+    aggregate_done = true;
+    QATQ_RETURN_IF_ERROR(aggregate);
+  }
+  auto verify_aggregate = [&]() -> Status {
+    if (!aggregate_done) {
+      aggregate_thread.join();
+      aggregate_done = true;
+    }
+    return aggregate;
+  };
   auto produce = [&](size_t k, std::string* buf) -> Status {
     const ContainerChunkInfo& c = info.chunks[k];
-    std::string_view payload = file.substr(c.offset, c.length);
-    Status st = DecodePayload(payload, buf);
-    if (!st.ok()) return InChunk(st, k);
-    (void)width;
-    return Status::OK();
+    Status st = DecodePayload(file.substr(c.offset, c.length), buf);
+    return st.ok() ? st : InChunk(st, k);
   };
-  auto consume = [&](size_t, std::string* buf) -> Status { return sink(*buf); };
-  return OrderedParallel(info.chunks.size(), nthreads, 2 * static_cast<size_t>(nthreads), produce,
-                         consume);
+  auto consume = [&](size_t, std::string* buf) -> Status {
+    QATQ_RETURN_IF_ERROR(verify_aggregate());
+    return sink(*buf);
+  };
+  Status s = OrderedParallel(info.chunks.size(), nthreads, 2 * static_cast<size_t>(nthreads),
+                             produce, consume);
+  // A chunk error must not hide an aggregate mismatch (check 4 before 5).
+  Status agg = verify_aggregate();
+  return agg.ok() ? s : agg;
 }
 
 Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_chunk,

@@ -60,8 +60,8 @@ struct PayloadEncodeOptions {
   // only those within `estimate_margin` of the best trial. Slower; used to
   // check the sampling. Default: false
   bool exhaustive = false;
-  // Relative slack of the sample trial (see above). Default: 0.02
-  double estimate_margin = 0.02;
+  // Relative slack of the sample trial (see above). Default: 0.05
+  double estimate_margin = 0.05;
   // Write exactly this strategy (1..10, valid for the dtype) instead of
   // choosing; for tests and interoperability checks. Default: -1 (choose)
   int force_strategy = -1;

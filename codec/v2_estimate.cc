@@ -8,14 +8,28 @@
 namespace qatq {
 namespace {
 
+// c * log2(c) for the counts of small samples, the common case.
+constexpr size_t kTableSize = 16385;
+const float* CLogCTable() {
+  static const float* table = [] {
+    float* t = new float[kTableSize];
+    t[0] = 0;
+    for (size_t c = 1; c < kTableSize; ++c) t[c] = static_cast<float>(c * std::log2(double(c)));
+    return t;
+  }();
+  return table;
+}
+
+double CLogC(uint32_t c) {
+  return c < kTableSize ? CLogCTable()[c] : c * std::log2(static_cast<double>(c));
+}
+
+// Order-0 entropy in bytes: (N log N - sum c log c) / 8.
 double HistogramEntropyBytes(const uint32_t* hist, size_t total) {
   if (total == 0) return 0;
-  double bits = 0;
-  const double log_total = std::log2(static_cast<double>(total));
-  for (int i = 0; i < 256; ++i) {
-    if (hist[i] != 0) bits += hist[i] * (log_total - std::log2(static_cast<double>(hist[i])));
-  }
-  return bits / 8;
+  double sum = 0;
+  for (int i = 0; i < 256; ++i) sum += CLogC(hist[i]);
+  return (total * std::log2(static_cast<double>(total)) - sum) / 8;
 }
 
 template <typename W>

@@ -378,7 +378,7 @@ void AppendPlaneBlocks(const unsigned char* planes, size_t n, std::string* out) 
 // Index ranges of the sample used to rank zstd candidates: the whole chunk
 // when small, else a few evenly spread blocks.
 std::vector<std::pair<size_t, size_t>> SampleRanges(size_t n) {
-  constexpr size_t kFull = 16384, kBlocks = 4, kBlock = 2048;
+  constexpr size_t kFull = 8192, kBlocks = 2, kBlock = 2048;
   if (n <= kFull) return {{0, n}};
   std::vector<std::pair<size_t, size_t>> r;
   for (size_t k = 0; k < kBlocks; ++k) {

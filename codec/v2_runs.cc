@@ -126,8 +126,8 @@ size_t CountByteRuns(const unsigned char* in, size_t n) {
     std::memcpy(&a, in + i, 8);
     std::memcpy(&b, in + i + 1, 8);
     uint64_t t = a ^ b;
-    uint64_t nonzero = (((t & kLow7) + kLow7) | t) & ~kLow7;
-    changes += static_cast<size_t>(__builtin_popcountll(nonzero));
+    uint64_t nonzero = ((((t & kLow7) + kLow7) | t) & ~kLow7) >> 7;  // 1 per differing byte
+    changes += static_cast<size_t>((nonzero * 0x0101010101010101ull) >> 56);
   }
   for (; i + 1 < n; ++i) changes += in[i] != in[i + 1];
   return changes + 1;
