@@ -30,7 +30,7 @@ Status EncodeChunkRecord(DType dtype, std::string_view raw, const ChunkEncodeOpt
     return Status::InvalidArgument("chunk size is not a multiple of the dtype width");
   if (raw.size() > kMaxChunkRawBytes) return Status::InvalidArgument("chunk too large");
   uint8_t strategy = 0;
-  std::string body;
+  thread_local std::string body;  // reused: bodies are up to a chunk large
   QATQ_RETURN_IF_ERROR(v3::EncodeBody(dtype, raw, options, &strategy, &body));
   return FrameChunkRecord(dtype, strategy, raw, body, record);
 }

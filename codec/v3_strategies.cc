@@ -287,7 +287,9 @@ void MergeT(const uint8_t* const* s, Transform transform, const Layout& lay, cha
 void Split(DType dtype, std::string_view raw, Transform transform, const Layout& lay,
            std::vector<std::string>* streams) {
   const int ns = StreamCount(dtype);
-  streams->assign(ns, std::string(lay.n, '\0'));
+  // Reuses the caller's buffers: no allocation or zero fill per chunk.
+  streams->resize(ns);
+  for (auto& st : *streams) st.resize(lay.n);
   uint8_t* s[4] = {};
   for (int k = 0; k < ns; ++k) s[k] = reinterpret_cast<uint8_t*>((*streams)[k].data());
   switch (dtype) {
@@ -407,7 +409,9 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     }
   }
   if (!encoded) {
-    std::string alt;
+    thread_local std::string alt_buf;
+    std::string& alt = alt_buf;
+    alt.clear();
     switch (coder) {
       case StreamCoder::kRaw:
         break;
@@ -746,6 +750,39 @@ double EstimateImpl(std::string_view raw, size_t stride, const Sample& sample,
   return bits;
 }
 
+// As EstimateImpl for the first stream only (the cheap ranking pass).
+template <typename W, DType D, Transform T>
+double EstimateFirstImpl(std::string_view raw, size_t stride, const Sample& sample) {
+  constexpr bool kPlanes = T == Transform::kDelta;
+  uint32_t hist[256] = {};
+  const char* src = raw.data();
+  for (int blk = 0; blk < sample.blocks; ++blk) {
+    for (size_t i = sample.begin[blk]; i < sample.begin[blk] + sample.len; ++i) {
+      const W v = LoadW<W>(src + i * sizeof(W));
+      const W p = LoadW<W>(src + (i - stride) * sizeof(W));
+      const W t = T == Transform::kXor ? static_cast<W>(v ^ p) : Zigzag<W>(static_cast<W>(v - p));
+      uint8_t b[4] = {};
+      SplitWord(D, kPlanes, t, b);
+      ++hist[b[0]];
+    }
+  }
+  return StreamBits(hist, sample.len * sample.blocks);
+}
+
+void EstimateFirst(DType dtype, std::string_view raw, Transform t, size_t stride,
+                   const Sample& sample, double* first) {
+  auto run = [&]<typename W, DType D>() {
+    *first = t == Transform::kXor ? EstimateFirstImpl<W, D, Transform::kXor>(raw, stride, sample)
+                                  : EstimateFirstImpl<W, D, Transform::kDelta>(raw, stride, sample);
+  };
+  switch (dtype) {
+    case DType::kBytes: return run.template operator()<uint8_t, DType::kBytes>();
+    case DType::kF16: return run.template operator()<uint16_t, DType::kF16>();
+    case DType::kBF16: return run.template operator()<uint16_t, DType::kBF16>();
+    case DType::kF32: return run.template operator()<uint32_t, DType::kF32>();
+  }
+}
+
 template <typename W, DType D>
 double EstimateT(std::string_view raw, Transform t, size_t stride, const Sample& sample,
                  double* first) {
@@ -798,16 +835,39 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
   if (sample.len < 64) return best;
   double none_first = 0;
   double best_bits = Estimate(dtype, raw, Transform::kNone, 1, sample, &none_first);
+  // Stage 1 ranks every (transform, stride) by the first stream alone on
+  // the first sample block; stage 2 estimates all streams for the best two.
+  Sample first_block = sample;
+  first_block.blocks = 1;
+  double none_first_block = 0;
+  Estimate(dtype, raw, Transform::kNone, 1, first_block, &none_first_block);
+  struct Ranked {
+    double first;
+    Transform t;
+    uint32_t s;
+  };
+  Ranked top[2] = {{none_first_block, Transform::kNone, 1}, {none_first_block, Transform::kNone, 1}};
   for (uint32_t s : strides) {
     if (s > max_stride) continue;
     for (Transform t : {Transform::kXor, Transform::kDelta}) {
-      const double bits = Estimate(dtype, raw, t, s, sample);
-      // A transform must win clearly: the estimate is noisy.
-      if (bits < best_bits * 0.98) {
-        best_bits = bits;
-        best.transform = t;
-        best.stride = s;
+      double first = 0;
+      EstimateFirst(dtype, raw, t, s, first_block, &first);
+      if (first < top[0].first) {
+        top[1] = top[0];
+        top[0] = {first, t, s};
+      } else if (first < top[1].first) {
+        top[1] = {first, t, s};
       }
+    }
+  }
+  for (const Ranked& r : top) {
+    if (r.t == Transform::kNone) continue;
+    const double bits = Estimate(dtype, raw, r.t, r.s, sample);
+    // A transform must win clearly: the estimate is noisy.
+    if (bits < best_bits * 0.98) {
+      best_bits = bits;
+      best.transform = r.t;
+      best.stride = r.s;
     }
   }
   if (best.transform != Transform::kNone || options.effort < 3) return best;
@@ -935,7 +995,7 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     if (dtype != DType::kBytes) c = ChooseTransform(dtype, raw, options);
     plan.transform = c.transform;
     plan.stride = c.stride;
-    std::vector<std::string> streams;
+    thread_local std::vector<std::string> streams;
     Split(dtype, raw, plan.transform, Layout{n, plan.stride, n / plan.stride, false}, &streams);
     if (c.transform == Transform::kNone && c.context_stride > 1 && options.effort >= 3 &&
         n >= 4 * size_t{c.context_stride}) {
@@ -943,8 +1003,8 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
       // context is then the same column's previous element.
       // The first half of the chunk confirms the sample (table cost scaled).
       double o0 = 0;
-      const std::string_view half = std::string_view(streams[0]).substr(0, n / 2);
-      const double o1 = ContextBitsAt(half, c.context_stride, c.context_stride, 6.0, &o0);
+      const std::string_view part = std::string_view(streams[0]).substr(0, n / 2);
+      const double o1 = ContextBitsAt(part, c.context_stride, c.context_stride, 6.0, &o0);
       if (o1 < o0 * 0.98) {
         plan.stride = c.context_stride;
         plan.transposed = true;

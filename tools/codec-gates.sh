@@ -21,4 +21,4 @@ set --
 for f in "$shared"/corpus/*.bf16le "$shared"/corpus/*.f16le "$shared"/corpus/*.f32le; do
   [ -f "$f" ] && set -- "$@" "$f"
 done
-exec "$qatq" bench --gate "$here/ratio-baseline.tsv" --runs 3 "$@"
+exec "$qatq" bench --gate "$here/ratio-baseline.tsv" --runs 5 "$@"
