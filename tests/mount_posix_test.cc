@@ -280,5 +280,37 @@ TEST_F(MountPosixTest, TwoProcessesWriteAndReadConcurrently) {
   }
 }
 
+TEST_F(MountPosixTest, SecondHandleReadsWritesBeforeClose) {
+  int w = open(P("rw").c_str(), O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(w, 0);
+  std::string data = test::RandomBytes(1500000, 5);
+  ASSERT_EQ(write(w, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  int r = open(P("rw").c_str(), O_RDONLY);
+  ASSERT_GE(r, 0);
+  std::string back(data.size(), '\0');
+  ASSERT_EQ(pread(r, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(back, data);
+  ASSERT_EQ(pwrite(w, "zz", 2, 10), 2);
+  char two[2];
+  ASSERT_EQ(pread(r, two, 2, 10), 2);
+  EXPECT_EQ(std::string(two, 2), "zz");
+  close(r);
+  close(w);
+}
+
+TEST_F(MountPosixTest, SetgidDirectoryPassesItsGroupOn) {
+  ASSERT_EQ(mkdir(P("g").c_str(), 0775), 0);
+  ASSERT_EQ(chown(P("g").c_str(), 0, 4321), 0);
+  ASSERT_EQ(chmod(P("g").c_str(), 02775), 0);
+  Put(P("g/f"), "x");
+  ASSERT_EQ(mkdir(P("g/sub").c_str(), 0755), 0);
+  struct stat st;
+  ASSERT_EQ(stat(P("g/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 4321u);
+  ASSERT_EQ(stat(P("g/sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 4321u);
+  EXPECT_TRUE(st.st_mode & S_ISGID);
+}
+
 }  // namespace
 }  // namespace qatq
