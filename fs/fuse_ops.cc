@@ -109,6 +109,8 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  LogInfo("FUSE protocol %u.%u, max_write %u, max_read %u, max_readahead %u", conn->proto_major,
+          conn->proto_minor, conn->max_write, conn->max_read, conn->max_readahead);
 }
 
 void OpDestroy(void* userdata) {
