@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "index/fault_injection_chunk_store.h"
 #include "tests/testutil.h"
@@ -101,6 +104,35 @@ TEST_P(ChunkStoreContract, CapacityIsReported) {
   ASSERT_OK(store_->Capacity(&total, &free));
   EXPECT_GT(total, 0u);
   EXPECT_LE(free, total);
+}
+
+TEST_P(ChunkStoreContract, ConcurrentPutsOfOverlappingIdsAllSucceed) {
+  constexpr int kThreads = 4;
+  constexpr int kIds = 64;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kIds; ++i) {
+        int k = (i + t * 7) % kIds;  // every thread writes every id
+        std::string raw = "shared " + std::to_string(k);
+        if (!store_->Put(ChunkId::OfRaw(raw), "rec:" + raw).ok()) ++failures;
+        if (i % 16 == 0 && !store_->Sync().ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_OK(store_->Sync());
+  int n = 0;
+  ASSERT_OK(store_->ForEach([&](const ChunkId& id, uint64_t) {
+    std::string rec;
+    EXPECT_OK(store_->Get(id, &rec));
+    EXPECT_EQ(ChunkId::OfRaw(rec.substr(4)), id);
+    ++n;
+    return Status::OK();
+  }));
+  EXPECT_EQ(n, kIds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, ChunkStoreContract, ::testing::Values(true, false),
