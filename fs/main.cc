@@ -221,9 +221,22 @@ void Report(int fd, char result) {
 int Mount(int argc, char** argv) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Config conf;
-  if (fuse_opt_parse(&args, &conf, kOpts, OptProc) != 0) return 2;
   fuse_cmdline_opts opts;
   std::memset(&opts, 0, sizeof opts);
+  // Frees what option parsing allocated on every return path.
+  struct Cleanup {
+    fuse_args* args;
+    Config* conf;
+    fuse_cmdline_opts* opts;
+    ~Cleanup() {
+      free(conf->store);
+      free(conf->dtype);
+      free(conf->log_level);
+      free(opts->mountpoint);
+      fuse_opt_free_args(args);
+    }
+  } cleanup{&args, &conf, &opts};
+  if (fuse_opt_parse(&args, &conf, kOpts, OptProc) != 0) return 2;
   if (fuse_parse_cmdline(&args, &opts) != 0) return 2;
   if (opts.show_help) {
     PrintUsage(stdout);
@@ -389,8 +402,6 @@ out_fs:
     if (!ss.ok()) LogError("shutdown: %s", ss.ToString().c_str());
   }
   fs.reset();
-  free(opts.mountpoint);
-  fuse_opt_free_args(&args);
   return ret == 0 ? 0 : 1;
 }
 
