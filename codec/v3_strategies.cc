@@ -185,6 +185,61 @@ void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   }
 }
 
+// Reassembles the words of the streams into words[0, n) (exponent-aligned
+// fields, or byte planes with kPlanes).
+template <typename W, DType D, bool kPlanes>
+void GatherWords(const uint8_t* const* s, size_t n, W* __restrict words) {
+  const uint8_t* __restrict s0 = s[0];
+  if constexpr (D == DType::kBytes) {
+    std::memcpy(words, s0, n);
+  } else if constexpr (sizeof(W) == 2 && (kPlanes || D == DType::kF16)) {
+    const uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i) words[i] = static_cast<W>((s0[i] << 8) | s1[i]);
+  } else if constexpr (sizeof(W) == 2) {
+    const uint8_t* __restrict s1 = s[1];
+    for (size_t i = 0; i < n; ++i)
+      words[i] = static_cast<W>(((s1[i] & 0x80) << 8) | (s0[i] << 7) | (s1[i] & 0x7f));
+  } else if constexpr (kPlanes) {
+    const uint8_t* __restrict s1 = s[1];
+    const uint8_t* __restrict s2 = s[2];
+    const uint8_t* __restrict s3 = s[3];
+    for (size_t i = 0; i < n; ++i)
+      words[i] = static_cast<W>((uint32_t{s0[i]} << 24) | (uint32_t{s1[i]} << 16) |
+                                (uint32_t{s2[i]} << 8) | s3[i]);
+  } else {
+    const uint8_t* __restrict s1 = s[1];
+    const uint8_t* __restrict s2 = s[2];
+    const uint8_t* __restrict s3 = s[3];
+    for (size_t i = 0; i < n; ++i)
+      words[i] = static_cast<W>((uint32_t{s1[i] & 0x80u} << 24) | (uint32_t{s0[i]} << 23) |
+                                (uint32_t{s1[i] & 0x7fu} << 16) | (uint32_t{s2[i]} << 8) | s3[i]);
+  }
+}
+
+// Transforms xor and delta without the transposed layout: words first,
+// then the inverse transform one row of `stride` at a time (rows do not
+// overlap, so the inner loop vectorises).
+template <typename W, DType D, Transform T>
+void MergeTransformed(const uint8_t* const* s, const Layout& lay, char* dst) {
+  const size_t n = lay.n, stride = lay.stride;
+  thread_local std::vector<W> buf;
+  buf.resize(n);
+  W* __restrict v = buf.data();
+  GatherWords<W, D, T == Transform::kDelta>(s, n, v);
+  if constexpr (T == Transform::kDelta)
+    for (size_t i = 0; i < std::min(stride, n); ++i) v[i] = Unzigzag<W>(v[i]);
+  for (size_t i = stride; i < n; i += stride) {
+    const size_t m = std::min(stride, n - i);
+    const W* __restrict prev = v + i - stride;
+    W* __restrict cur = v + i;
+    for (size_t j = 0; j < m; ++j) {
+      if constexpr (T == Transform::kDelta) cur[j] = static_cast<W>(Unzigzag<W>(cur[j]) + prev[j]);
+      else cur[j] = static_cast<W>(cur[j] ^ prev[j]);
+    }
+  }
+  std::memcpy(dst, v, n * sizeof(W));  // dst may be unaligned
+}
+
 template <typename W, DType D>
 void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
   const size_t n = lay.n;
@@ -249,6 +304,11 @@ void MergeImpl(const uint8_t* const* s, const Layout& lay, char* dst) {
   if constexpr (T == Transform::kNone) {
     MergeNone<W, D>(s, lay, dst);
     return;
+  } else {
+    if (!lay.transposed || lay.stride <= 1) {
+      MergeTransformed<W, D, T>(s, lay, dst);
+      return;
+    }
   }
   ForEachElement(lay, [&](size_t i, size_t pos) {
     uint8_t b[4] = {};
