@@ -5,8 +5,11 @@
 // (default 20261204), QATQ_FSX_REMOUNTS (default 4), QATQ_FSX_MAXLEN
 // (default 8M), QATQ_FSX_TIMEOUT_S (default 480).
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -147,7 +150,11 @@ TEST(MountFsx, RandomOperationsWithRemountsMatchModel) {
                                   ? 0
                                   : fsx_out.rfind("qatq-fsx:"))
             << " (" << served << " remounts)\n";
+  // The file's chunks are all released when it is deleted.
+  ASSERT_EQ(unlink((m.mnt() / "fsx.bin").c_str()), 0) << strerror(errno);
   ASSERT_TRUE(m.Unmount(&err)) << err;
+  EXPECT_EQ(StoreStat(m.store(), "chunk_refs", &err), 0) << err;
+  EXPECT_EQ(StoreStat(m.store(), "unique_chunks", &err), 0) << err;
 }
 
 }  // namespace

@@ -199,6 +199,18 @@ bool ReadWholeFile(const fs::path& p, std::string* out) {
   return true;
 }
 
+int64_t StoreStat(const fs::path& store, const std::string& field, std::string* err) {
+  std::string out;
+  int rc = RunWithTimeout({BinaryPath("qatqfs").string(), "stats", store.string(), "--json"},
+                          120000, &out);
+  size_t at = out.find("\"" + field + "\":");
+  if (rc != 0 || at == std::string::npos) {
+    *err = "qatqfs stats --json (exit " + std::to_string(rc) + "): " + out;
+    return -1;
+  }
+  return std::strtoll(out.c_str() + at + field.size() + 3, nullptr, 10);
+}
+
 pid_t Spawn(const std::vector<std::string>& argv, const fs::path& log) {
   int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   pid_t pid = fork();

@@ -123,6 +123,12 @@ class RemountServer {
   int req_fd_ = -1, rep_fd_ = -1;
 };
 
+// `qatqfs stats STORE --json` of an unmounted store: the value of the
+// integer field `field` (e.g. "chunk_refs", "unique_chunks"), or -1 (with
+// *err set) when the command fails or the field is missing.
+int64_t StoreStat(const std::filesystem::path& store, const std::string& field,
+                  std::string* err);
+
 // Starts `argv` with stdout and stderr appended to `log`; returns its pid.
 pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log);
 
