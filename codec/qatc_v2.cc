@@ -40,7 +40,7 @@ namespace {
 
 // Checks 1-3 of spec 2.3; check 4 (the aggregate checksum) is left to the
 // caller, so that decoding can overlap it with chunk work.
-Status ReadQatcV2Layout(std::string_view f, ContainerInfo* info, bool any_version) {
+Status ReadLayout(std::string_view f, ContainerInfo* info, bool any_version) {
   if (f.empty()) return Status::Corruption("empty file");
   if (f.size() < 4 || std::memcmp(f.data(), kContainerMagic, 4) != 0) {
     return Status::Corruption("bad magic (expected QATC)");
@@ -133,15 +133,19 @@ Status CheckAggregate(std::string_view f, const ContainerInfo& info) {
 
 Status ReadQatcV2Structure(std::string_view f, ContainerInfo* info, bool any_version) {
   ContainerInfo out;
-  QATQ_RETURN_IF_ERROR(ReadQatcV2Layout(f, &out, any_version));
+  QATQ_RETURN_IF_ERROR(ReadLayout(f, &out, any_version));
   QATQ_RETURN_IF_ERROR(CheckAggregate(f, out));
   *info = std::move(out);
   return Status::OK();
 }
 
+Status ReadQatcV2Layout(std::string_view file, ContainerInfo* info) {
+  return ReadLayout(file, info, /*any_version=*/false);
+}
+
 Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads) {
   ContainerInfo info;
-  QATQ_RETURN_IF_ERROR(ReadQatcV2Layout(file, &info, /*any_version=*/false));
+  QATQ_RETURN_IF_ERROR(ReadLayout(file, &info, /*any_version=*/false));
   const int nthreads = ResolveThreads(threads);
   // Check 4 must pass before any output, but it is a serial hash over the
   // whole file: with several threads it runs beside the first chunk

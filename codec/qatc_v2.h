@@ -48,7 +48,8 @@ struct PayloadInfo {
 };
 
 struct PayloadEncodeOptions {
-  // Stride for strategy 10 (f16/bf16); 0 = try the detected candidates.
+  // Preferred stride (row length, in elements) for strategy 10 (f16/bf16),
+  // tried beside the fixed power-of-two strides; 0 = none given.
   // Default: 0
   uint32_t stride_elements = 0;
   // When stride_elements is 0, search the chunk for its row length (a
@@ -71,13 +72,18 @@ struct PayloadEncodeOptions {
 bool LooksLikePayload(std::string_view prefix);
 bool LooksLikeQatcV2(std::string_view prefix);
 
-// Encodes one exact payload, choosing the smallest valid strategy.
-// REQUIRES: raw.size() % DTypeWidth(dtype) == 0, dtype != kBytes,
-//           raw.size() / width <= kMaxPayloadElements.
+// Encodes one exact payload into *payload (replacing its contents),
+// choosing the smallest body among the strategies considered (see
+// docs/FORMATS.md, "How the encoder chooses"). InvalidArgument if
+// raw.size() is not a multiple of the dtype width, dtype is kBytes, there
+// are more than kMaxPayloadElements elements, or force_strategy is not
+// valid for the dtype. Uses per-thread scratch buffers of O(raw.size()).
 Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptions& options,
                      std::string* payload);
 
-// Parses the 36-byte prefix only (all header rules of spec 1.1/1.2).
+// Parses the 36-byte prefix (all header rules of spec 1.1/1.2) and, for
+// strategy 10, the stride that follows it (0 < stride < n). Does not look
+// at the rest of the body.
 Status ParsePayloadHeader(std::string_view payload, PayloadInfo* info);
 
 // Decodes a complete payload into *raw (little-endian), verifying the
@@ -109,6 +115,10 @@ struct ContainerInfo {
 // layout mislabelled with another version from a file of another format.
 Status ReadQatcV2Structure(std::string_view file, ContainerInfo* info, bool any_version = false);
 
+// Checks 1-3 only (no aggregate checksum: no pass over the whole file), for
+// callers that decode next (DecodeQatcV2 verifies the checksum itself).
+Status ReadQatcV2Layout(std::string_view file, ContainerInfo* info);
+
 // Called on the calling thread with the number of input bytes done so far.
 using ProgressFn = std::function<void(uint64_t done_bytes)>;
 
@@ -126,7 +136,11 @@ Status EncodeQatcV2(DType dtype, std::string_view raw, uint32_t max_values_per_c
 // to `sink`; each chunk's own checksum (check 5) is verified before that
 // chunk's bytes are passed on. On a check-5 failure earlier chunks have been
 // delivered: callers stage output in a temp file and discard it on error
-// (spec 2.3, last paragraph), as the qatq CLI does.
+// (spec 2.3, last paragraph), as the qatq CLI does. Chunks decode on
+// `threads` workers (0 = all cores) and reach `sink` in order, on the calling
+// thread; memory is O(threads * chunk). With more than one thread the
+// aggregate checksum is hashed beside the first chunk decodes. Errors in
+// chunk k read "<problem> in chunk k" (k from 0).
 Status DecodeQatcV2(std::string_view file, const ByteSink& sink, int threads = 0);
 
 }  // namespace qatq
