@@ -381,6 +381,8 @@ struct StreamChoice {
   bool automatic = false;
   // With `automatic`: also try rANS order 1 and keep the smaller.
   bool try_order1 = false;
+  // With `automatic`: probe whether LZ (zstd) beats order-0 on this stream.
+  bool lz_probe = false;
 };
 
 constexpr bool kPreferRans = true;
@@ -502,6 +504,27 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       coder = StreamCoder::kRans;
     } else {
       payload.swap(alt);
+    }
+  }
+  // Repetitive streams (periodic or repeated tensors): a zstd -1 probe on a
+  // 4 KiB prefix against that prefix's order-0 entropy decides whether a
+  // zstd pass over the whole stream is worth its time.
+  constexpr size_t kProbe = 4096;
+  if (choice.automatic && choice.lz_probe && s.size() >= 2 * kProbe &&
+      coder != StreamCoder::kConstant) {
+    uint32_t ph[256];
+    ByteHistogram(s.substr(0, kProbe), ph);
+    const double prefix_bytes = EntropyBits(ph, kProbe) / 8;
+    thread_local std::string probe;
+    QATQ_RETURN_IF_ERROR(ZstdEncode(s.substr(0, kProbe), 1, &probe));
+    if (probe.size() < 0.8 * prefix_bytes) {
+      thread_local std::string z;
+      QATQ_RETURN_IF_ERROR(ZstdEncode(s, 3, &z));
+      const size_t current = coder == StreamCoder::kRaw ? s.size() : payload.size();
+      if (z.size() < current) {
+        coder = StreamCoder::kZstd;
+        payload.swap(z);
+      }
     }
   }
   if (fallback && coder != StreamCoder::kRaw && coder != StreamCoder::kConstant &&
@@ -1050,6 +1073,7 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     FieldsPlan plan;
     StreamChoice automatic;
     automatic.automatic = true;
+    automatic.lz_probe = options.effort >= 4;
     plan.streams.assign(width, automatic);
     Candidate c;
     if (dtype != DType::kBytes) c = ChooseTransform(dtype, raw, options);
