@@ -501,8 +501,8 @@ std::map<std::string, std::pair<uint64_t, uint64_t>> Digest(const fs::path& dir)
 // usage message names it.
 bool HaveFsck() {
   std::string help, usage;
-  RunWithTimeout({BinaryPath("qatqfs").string(), "--help"}, 30000, &help);
-  RunWithTimeout({BinaryPath("qatqfs").string(), "fsck"}, 30000, &usage);
+  RunWithTimeout({ToolPath("qatqfs").string(), "--help"}, 30000, &help);
+  RunWithTimeout({ToolPath("qatqfs").string(), "fsck"}, 30000, &usage);
   return help.find("fsck") != std::string::npos || usage.find("fsck") != std::string::npos;
 }
 
@@ -560,7 +560,7 @@ TEST(MountCrash, SigkillDuringWritesKeepsFsyncedDataAndCompleteVersions) {
     ASSERT_TRUE(m.CleanDeadMount(&err)) << err;
     if (fsck) {
       std::string out;
-      int rc = RunWithTimeout({BinaryPath("qatqfs").string(), "fsck", m.store().string()},
+      int rc = RunWithTimeout({ToolPath("qatqfs").string(), "fsck", m.store().string()},
                               300000, &out);
       std::cout << "fsck after kill " << iter << ": exit " << rc << "\n" << out;
     }
@@ -591,7 +591,7 @@ TEST(MountCrash, SigkillDuringWritesKeepsFsyncedDataAndCompleteVersions) {
     ASSERT_TRUE(m.Unmount(&err)) << err;
     if (fsck) {
       std::string out;
-      int rc = RunWithTimeout({BinaryPath("qatqfs").string(), "fsck", m.store().string()},
+      int rc = RunWithTimeout({ToolPath("qatqfs").string(), "fsck", m.store().string()},
                               300000, &out);
       ++stats.fsck_runs;
       EXPECT_EQ(rc, 0) << "fsck after recovery and clean unmount:\n" << out;

@@ -27,7 +27,7 @@ uint64_t EnvOr(const char* name, uint64_t def) {
   return v && *v ? std::strtoull(v, nullptr, 0) : def;
 }
 
-std::string Fsx() { return BinaryPath("qatq-fsx").string(); }
+std::string Fsx() { return ToolPath("qatq-fsx").string(); }
 
 // Runs qatq-fsx with `args`; returns the exit code and the combined output.
 int RunFsx(const std::vector<std::string>& args, std::string* out, int timeout_ms = 120000) {

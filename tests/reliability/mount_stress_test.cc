@@ -176,6 +176,93 @@ void PrivateWorker(const StressConfig& c, int t, Failures* f) {
   close(fd);
 }
 
+// ---- 1b. dedup races: threads write the same few 64 KiB chunk contents at
+// chunk-aligned offsets of their own files while others delete, truncate
+// and rewrite files holding the same chunks, so object reference counts
+// are raised and dropped concurrently (an object freed while still
+// referenced reads back as EIO or wrong bytes).
+
+constexpr size_t kDedupChunk = 64 << 10;
+constexpr int kDedupPatterns = 6, kDedupFiles = 3, kDedupMaxChunks = 24;
+
+std::string DedupPattern(int id) {
+  std::string s(kDedupChunk, '\0');
+  FillRandom(0xded0ull + static_cast<uint64_t>(id), s.data(), s.size());
+  return s;
+}
+
+void DedupWorker(const StressConfig& c, int t, Failures* f) {
+  Rng rng(c.seed * 151 + static_cast<uint64_t>(t));
+  std::vector<std::string> patterns;
+  for (int i = 0; i < kDedupPatterns; ++i) patterns.push_back(DedupPattern(i));
+  // Per file: pattern id per chunk (-1 = zeros).
+  std::vector<std::vector<int>> model(kDedupFiles);
+  auto path = [&](int k) {
+    return c.root / ("dedup" + std::to_string(t) + "_" + std::to_string(k));
+  };
+  std::string buf(kDedupChunk, '\0');
+  const std::string zeros(kDedupChunk, '\0');
+  const uint64_t ops = 300 * c.scale;
+  for (uint64_t i = 0; i < ops && !f->failed(); ++i) {
+    int k = static_cast<int>(rng.Below(kDedupFiles));
+    fs::path p = path(k);
+    uint64_t r = rng.Below(100);
+    if (r < 10) {
+      if (unlink(p.c_str()) != 0 && errno != ENOENT) return f->Add("dedup: unlink: %s", strerror(errno));
+      model[static_cast<size_t>(k)].clear();
+      continue;
+    }
+    int fd = open(p.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) return f->Add("dedup: open %s: %s", p.c_str(), strerror(errno));
+    auto& m = model[static_cast<size_t>(k)];
+    if (r < 60) {  // a run of chunks, each one of the shared patterns
+      size_t first = rng.Below(kDedupMaxChunks), n = rng.Range(1, 4);
+      for (size_t ci = first; ci < std::min<size_t>(first + n, kDedupMaxChunks); ++ci) {
+        int id = static_cast<int>(rng.Below(kDedupPatterns));
+        if (!PwriteFull(fd, patterns[static_cast<size_t>(id)].data(), kDedupChunk, ci * kDedupChunk)) {
+          close(fd);
+          return f->Add("dedup: write: %s", strerror(errno));
+        }
+        if (m.size() <= ci) m.resize(ci + 1, -1);
+        m[ci] = id;
+      }
+    } else if (r < 75) {
+      size_t to = rng.Below(kDedupMaxChunks + 1);
+      if (ftruncate(fd, static_cast<off_t>(to * kDedupChunk)) != 0) {
+        close(fd);
+        return f->Add("dedup: ftruncate: %s", strerror(errno));
+      }
+      m.resize(to, -1);
+    } else if (r < 80) {
+      if (fsync(fd) != 0) {
+        close(fd);
+        return f->Add("dedup: fsync: %s", strerror(errno));
+      }
+    } else {  // read the whole file back
+      struct stat st;
+      if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != m.size() * kDedupChunk) {
+        close(fd);
+        return f->Add("dedup: %s has size %ld, want %zu", p.c_str(), static_cast<long>(st.st_size),
+                      m.size() * kDedupChunk);
+      }
+      for (size_t ci = 0; ci < m.size(); ++ci) {
+        size_t got;
+        if (!PreadFull(fd, buf.data(), kDedupChunk, ci * kDedupChunk, &got)) {
+          int e = errno;
+          close(fd);
+          return f->Add("dedup: %s chunk %zu: read: %s", p.c_str(), ci, strerror(e));
+        }
+        const std::string& want = m[ci] < 0 ? zeros : patterns[static_cast<size_t>(m[ci])];
+        if (got != kDedupChunk || buf != want) {
+          close(fd);
+          return f->Add("dedup: %s chunk %zu does not hold pattern %d", p.c_str(), ci, m[ci]);
+        }
+      }
+    }
+    if (close(fd) != 0) return f->Add("dedup: close: %s", strerror(errno));
+  }
+}
+
 // ---- 2. one shared file, slots owned by writers, read by everyone.
 //
 // 48 slots of 10 blocks of 4 KiB: 40 KiB slots do not line up with the
@@ -250,8 +337,27 @@ void SlotWriter(const StressConfig& c, int t, SharedState* s, Failures* f) {
     size_t got;
     if (!PreadFull(fd, back.data(), len, off, &got)) return f->Add("shared: read: %s", strerror(errno));
     if (got != len || memcmp(back.data(), buf.data(), len) != 0) {
+      std::string detail;
+      for (int b = 0; b < count && got == len; ++b) {
+        const char* have = back.data() + b * kBlock;
+        if (memcmp(have, buf.data() + b * kBlock, kBlock) == 0) continue;
+        uint64_t v;
+        memcpy(&v, have + 8, 8);
+        int block = slot * kBlocksPerSlot + first + b;
+        std::string why;
+        bool valid = ValidBlock(*s, block, have, &why);
+        detail += " block " + std::to_string(block) + " (file offset " +
+                  std::to_string(static_cast<uint64_t>(block) * kBlock) + "): holds " +
+                  (valid ? "older version " + std::to_string(v) : "invalid data: " + why) +
+                  " instead of " + std::to_string(version) + ";";
+      }
+      // Read again: does the stale content persist?
+      size_t got2;
+      bool again = PreadFull(fd, back.data(), len, off, &got2) && got2 == len &&
+                   memcmp(back.data(), buf.data(), len) == 0;
       return f->Add("shared: slot %d blocks %d..%d: read-back differs right after the write "
-                    "(lost update?)", slot, first, first + count - 1);
+                    "(lost update?):%s second read %s", slot, first, first + count - 1,
+                    detail.c_str(), again ? "correct" : "still wrong");
     }
     if (rng.OneIn(50) && fsync(fd) != 0) return f->Add("shared: fsync: %s", strerror(errno));
   }
@@ -581,6 +687,7 @@ int RunStress(const StressConfig& c, const fs::path& digests) {
   constexpr int kAppenders = 3;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) threads.emplace_back(PrivateWorker, std::cref(c), t, &f);
+  for (int t = 0; t < 3; ++t) threads.emplace_back(DedupWorker, std::cref(c), t, &f);
   for (int t = 0; t < kSlotWriters; ++t) threads.emplace_back(SlotWriter, std::cref(c), t, shared.get(), &f);
   for (int t = 0; t < 2; ++t) threads.emplace_back(SlotReader, std::cref(c), t, shared.get(), &f);
   for (int t = 0; t < kAppenders; ++t) threads.emplace_back(Appender, std::cref(c), t, &f);
@@ -688,6 +795,90 @@ TEST(MountStress, ConcurrentReadersWritersRenamesTruncatesStayConsistent) {
   EXPECT_GT(checked, 10);
   std::cout << "stress: " << checked << " files verified after remount (scale " << c.scale
             << ")\n";
+  // Deleting everything releases every chunk reference.
+  fs::remove_all(c.root);
+  ASSERT_TRUE(m.Unmount(&err)) << err;
+  EXPECT_EQ(StoreStat(m.store(), "chunk_refs", &err), 0) << err;
+  EXPECT_EQ(StoreStat(m.store(), "unique_chunks", &err), 0) << err;
+}
+
+// A file opened by name stays usable through its descriptor even when the
+// name is replaced by a rename at the same moment: the kernel may resolve
+// the name, then send OPEN for an inode whose last link a concurrent rename
+// just removed. fstat/read on the new descriptor must not fail.
+int RunOpenRenameRace(const fs::path& dir, int opens_per_reader) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> opened{0}, errors{0};
+  auto report = [&](const char* what) {
+    if (errors++ < 5) fprintf(stderr, "race: %s after a successful open: %s\n", what, strerror(errno));
+  };
+  std::vector<std::thread> writers, readers;
+  for (int t = 0; t < 2; ++t) {
+    writers.emplace_back([&, t] {
+      char buf[1000];
+      memset(buf, 'a' + t, sizeof buf);
+      for (int i = 0; !stop; ++i) {
+        fs::path tmp = dir / ("tmp" + std::to_string(t) + "_" + std::to_string(i));
+        int fd = open(tmp.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, buf, sizeof buf) != sizeof buf || close(fd) != 0 ||
+            rename(tmp.c_str(), (dir / ("n" + std::to_string(i % 2))).c_str()) != 0) {
+          fprintf(stderr, "race: writer: %s\n", strerror(errno));
+          errors++;
+          return;
+        }
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      for (int i = 0; i < opens_per_reader; ++i) {
+        int fd = open((dir / ("n" + std::to_string(i % 2))).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ++opened;
+        struct stat st;
+        char buf[2000];
+        if (fstat(fd, &st) != 0) report("fstat");
+        ssize_t n = pread(fd, buf, sizeof buf, 0);
+        if (n < 0) report("read");
+        if (n >= 0 && n != 1000) {
+          fprintf(stderr, "race: read %zd bytes of a 1000-byte file\n", n);
+          errors++;
+        }
+        close(fd);
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  stop = true;
+  for (auto& w : writers) w.join();
+  fprintf(stderr, "race: %d opens, %d errors\n", opened.load(), errors.load());
+  return errors == 0 && opened > 0 ? 0 : 1;
+}
+
+TEST(MountStress, OpenRacingRenameOverKeepsDescriptorUsable) {
+  QATQ_REQUIRE_MOUNT();
+  QatqfsMount m;
+  std::string err;
+  ASSERT_TRUE(m.Mkfs({}, &err)) << err;
+  ASSERT_TRUE(m.Mount(&err)) << err;
+  fs::path dir = m.mnt() / "race";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  const int opens = static_cast<int>(EnvOr("QATQ_RACE_OPENS", 20000));
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(RunOpenRenameRace(dir, opens));
+  int status = 0;
+  if (!WaitPid(pid, 300000, &status)) {
+    m.Signal(SIGKILL);
+    kill(pid, SIGKILL);
+    WaitPid(pid, 30000, &status);
+    FAIL() << "open/rename race did not finish: deadlock?\n" << m.LogTail();
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "a descriptor from a successful open() failed (see 'race:' lines above)\n"
+      << m.LogTail();
   ASSERT_TRUE(m.Unmount(&err)) << err;
 }
 

@@ -72,13 +72,19 @@ std::string UnescapeMountinfo(const std::string& s) {
 
 }  // namespace
 
+fs::path ToolPath(const std::string& name) {
+  const char* dir = std::getenv("QATQ_TOOLS_DIR");
+  if (dir && *dir) return fs::path(dir) / name;
+  return BinaryPath(name);
+}
+
 std::string MountSkipReason() {
   if (geteuid() != 0) return "not running as root";
   if (access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is missing or not accessible";
   if (RunCommand("command -v fusermount3 >/dev/null 2>&1") != 0) return "fusermount3 not found";
-  fs::path bin = BinaryPath("qatqfs");
+  fs::path bin = ToolPath("qatqfs");
   if (access(bin.c_str(), X_OK) != 0) return "qatqfs binary not built at " + bin.string();
-  fs::path fsx = BinaryPath("qatq-fsx");
+  fs::path fsx = ToolPath("qatq-fsx");
   if (access(fsx.c_str(), X_OK) != 0) return "qatq-fsx not built at " + fsx.string();
   return "";
 }
@@ -201,7 +207,7 @@ bool ReadWholeFile(const fs::path& p, std::string* out) {
 
 int64_t StoreStat(const fs::path& store, const std::string& field, std::string* err) {
   std::string out;
-  int rc = RunWithTimeout({BinaryPath("qatqfs").string(), "stats", store.string(), "--json"},
+  int rc = RunWithTimeout({ToolPath("qatqfs").string(), "stats", store.string(), "--json"},
                           120000, &out);
   size_t at = out.find("\"" + field + "\":");
   if (rc != 0 || at == std::string::npos) {
@@ -255,7 +261,7 @@ QatqfsMount::~QatqfsMount() {
 }
 
 bool QatqfsMount::Mkfs(const std::vector<std::string>& extra, std::string* err) {
-  std::vector<std::string> argv = {BinaryPath("qatqfs").string(), "mkfs", store_.string()};
+  std::vector<std::string> argv = {ToolPath("qatqfs").string(), "mkfs", store_.string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::string out;
   int rc = RunWithTimeout(argv, 60000, &out);
@@ -272,7 +278,7 @@ bool QatqfsMount::Mount(std::string* err, const std::vector<std::string>& extra,
     *err = "Mount: a daemon is already running";
     return false;
   }
-  std::vector<std::string> argv = {BinaryPath("qatqfs").string(), store_.string(),
+  std::vector<std::string> argv = {ToolPath("qatqfs").string(), store_.string(),
                                    mnt_.string(), "-f"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

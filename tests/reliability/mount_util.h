@@ -21,6 +21,11 @@
 
 namespace qatq::test {
 
+// Path of a tool (qatqfs, qatq-fsx): $QATQ_TOOLS_DIR/NAME when set (long
+// runs use a copy of the binaries, so rebuilding cannot disturb them),
+// else the build tree's tools/NAME.
+std::filesystem::path ToolPath(const std::string& name);
+
 // Empty when mount tests can run here; otherwise why not (not root, no
 // /dev/fuse, no fusermount3, qatqfs not built).
 std::string MountSkipReason();
