@@ -541,8 +541,11 @@ Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptio
       if (trial[1] > lo) cands.pop_back();
       if (trial[0] > lo) cands.erase(cands.begin());
     }
+    // Plain planes serve candidate 7 and the run-code checks below.
+    const unsigned char* up = StrategyInput(3, in, n, w, 1, &sc.a);
     for (const Candidate& c : cands) {
-      const unsigned char* src = StrategyInput(c.strategy, in, n, w, c.stride, &sc.b);
+      const unsigned char* src =
+          c.strategy == 7 ? up : StrategyInput(c.strategy, in, n, w, c.stride, &sc.b);
       size_t z = ZstdCompress(reinterpret_cast<const char*>(src), n * w, &sc.z_try);
       if (z == SIZE_MAX) continue;
       size_t body = z + (c.strategy == 10 ? 4 : 0);
@@ -568,7 +571,6 @@ Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptio
         best_is_zstd = false;
       }
     };
-    const unsigned char* up = StrategyInput(3, in, n, w, 1, &sc.a);
     if (f32) consider(5, PlaneBlocksSize(up, n));
     if (CountByteRuns(up, n * w) < best_size) {
       consider(3, Run3EncodedSize(up, n * w));
