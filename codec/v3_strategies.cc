@@ -1067,7 +1067,8 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     }
   }
 
-  std::string best_body;
+  std::string* const best_body = body;  // the fields body, once written
+  best_body->clear();
   uint8_t best_strategy = static_cast<uint8_t>(Strategy::kRaw);
   if (n > 0) {
     FieldsPlan plan;
@@ -1097,9 +1098,9 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
               &streams);
       }
     }
-    std::string fields;
-    QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, &fields));
-    best_body = std::move(fields);
+    // Written straight into *body (a reused buffer): no copies per chunk.
+    body->reserve(raw.size() + 64);
+    QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, body));
     best_strategy = kStrategyFields;
   }
   // LZ for repetitive chunks: a cheap probe decides whether a full zstd
@@ -1107,26 +1108,25 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
   if (options.effort >= 1 && n > 0) {
     const size_t probe_len = std::min<size_t>(raw.size(), 8192);
     const size_t probe_off = (raw.size() - probe_len) / 2;
-    std::string probe;
+    thread_local std::string probe;
     QATQ_RETURN_IF_ERROR(ZstdEncode(raw.substr(probe_off, probe_len), 1, &probe));
-    const double fields_ratio = static_cast<double>(best_body.size()) / raw.size();
+    const double fields_ratio = static_cast<double>(best_body->size()) / raw.size();
     if (dtype == DType::kBytes || static_cast<double>(probe.size()) / probe_len < fields_ratio) {
       const int level = options.effort >= 9 ? 19 : options.effort >= 7 ? 12 : 3;
-      std::string z;
+      thread_local std::string z;
       QATQ_RETURN_IF_ERROR(ZstdEncode(raw, level, &z));
-      if (z.size() < best_body.size()) {
-        best_body = std::move(z);
+      if (z.size() < best_body->size()) {
+        best_body->swap(z);
         best_strategy = static_cast<uint8_t>(Strategy::kZstd);
       }
     }
   }
-  if (best_body.size() >= raw.size() || n == 0) {
+  if (best_body->size() >= raw.size() || n == 0) {
     *strategy = static_cast<uint8_t>(Strategy::kRaw);
     body->assign(raw);
     return Status::OK();
   }
   *strategy = best_strategy;
-  *body = std::move(best_body);
   return Status::OK();
 }
 
