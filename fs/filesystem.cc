@@ -61,7 +61,7 @@ Status NameCheck(std::string_view name) {
 // Result of encoding one chunk on the worker pool.
 struct EncodeJob {
   Completion done;
-  std::mutex mu;           // guards finished, abandoned, pinned
+  std::mutex mu;  // guards finished, abandoned, pinned
   bool finished = false;
   bool abandoned = false;  // the pending chunk no longer needs the result
   std::shared_ptr<const std::string> raw;
@@ -149,8 +149,7 @@ class FilesystemImpl final : public Filesystem {
   Status Symlink(const CallerContext& ctx, InodeId parent, std::string_view name,
                  std::string_view target, InodeAttr* attr) override;
   Status Readlink(InodeId ino, std::string* target) override;
-  Status Link(InodeId ino, InodeId new_parent, std::string_view new_name,
-              InodeAttr* attr) override;
+  Status Link(InodeId ino, InodeId new_parent, std::string_view new_name, InodeAttr* attr) override;
   Status Unlink(InodeId parent, std::string_view name) override;
   Status Rmdir(InodeId parent, std::string_view name) override;
   Status Rename(InodeId parent, std::string_view name, InodeId new_parent,
@@ -162,14 +161,12 @@ class FilesystemImpl final : public Filesystem {
   Status Create(const CallerContext& ctx, InodeId parent, std::string_view name, uint32_t mode,
                 OpenFlags flags, InodeAttr* attr, uint64_t* fh) override;
   Status OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool* keep_cache) override;
-  Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
-              std::string* out) override;
+  Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) override;
   Status Write(InodeId ino, uint64_t fh, uint64_t offset, std::string_view data) override;
   Status Flush(InodeId ino) override { return CommitInode(ino, false, false); }
   Status Fsync(InodeId ino) override { return CommitInode(ino, true, false); }
   Status Release(InodeId ino, uint64_t fh) override;
-  Status SetXattr(InodeId ino, std::string_view name, std::string_view value,
-                  int flags) override;
+  Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags) override;
   Status GetXattr(InodeId ino, std::string_view name, std::string* value) override;
   Status ListXattr(InodeId ino, std::vector<std::string>* names) override;
   Status RemoveXattr(InodeId ino, std::string_view name) override;
@@ -230,8 +227,8 @@ class FilesystemImpl final : public Filesystem {
   // REQUIRES: inode->mu held. In-memory truncate.
   Status TruncateLocked(std::unique_lock<std::mutex>& lock, Inode* inode, uint64_t size);
 
-  Status NewInode(const CallerContext& ctx, InodeId parent, std::string_view name,
-                  uint32_t mode, uint64_t rdev, std::string_view symlink, InodeAttr* attr);
+  Status NewInode(const CallerContext& ctx, InodeId parent, std::string_view name, uint32_t mode,
+                  uint64_t rdev, std::string_view symlink, InodeAttr* attr);
   // REQUIRES: commit_mu_ held. Persisted form of an inode's attributes.
   InodeAttr PersistedAttr(Inode* inode);
   void TouchDir(MetaBatch* batch, const InodeRef& dir, int nlink_delta);
@@ -379,9 +376,8 @@ void FilesystemImpl::MaybeEvict(InodeId ino) {
   Inode* inode = it->second.get();
   std::unique_lock<std::mutex> il(inode->mu, std::try_to_lock);
   if (!il.owns_lock()) return;
-  if (inode->deleted ||
-      (inode->lookups == 0 && inode->opens == 0 && inode->pending.empty() &&
-       !inode->attr_dirty && inode->floor == kNoFloor && inode->attr.nlink > 0)) {
+  if (inode->deleted || (inode->lookups == 0 && inode->opens == 0 && inode->pending.empty() &&
+                         !inode->attr_dirty && inode->floor == kNoFloor && inode->attr.nlink > 0)) {
     il.unlock();
     inodes_.erase(it);
   }
@@ -1330,8 +1326,7 @@ void FilesystemImpl::DeleteDead(const std::vector<std::pair<ChunkId, uint32_t>>&
     if (count == 0) {
       Status s = chunks_->Delete(cur->first);
       if (!s.ok()) {
-        LogError("delete of chunk %s failed: %s", cur->first.ToHex().c_str(),
-                 s.ToString().c_str());
+        LogError("delete of chunk %s failed: %s", cur->first.ToHex().c_str(), s.ToString().c_str());
         continue;
       }
       stored_bytes_ -= cur->second;
@@ -1358,8 +1353,7 @@ void FilesystemImpl::LogCorruptOnce(const Inode& inode, uint64_t index, const St
   std::lock_guard<std::mutex> l(log_mu_);
   if (!logged_corrupt_.insert({inode.ino, index}).second) return;
   LogError("corrupt chunk %llu of inode %llu (%s): %s", static_cast<unsigned long long>(index),
-           static_cast<unsigned long long>(inode.ino), inode.name.c_str(),
-           s.ToString().c_str());
+           static_cast<unsigned long long>(inode.ino), inode.name.c_str(), s.ToString().c_str());
 }
 
 Status FilesystemImpl::FetchDecode(const ChunkRef& ref, std::shared_ptr<const std::string>* raw) {
@@ -1437,14 +1431,13 @@ void FilesystemImpl::ScheduleReadahead(const InodeRef& inode, uint64_t from_inde
   }
 }
 
-Status FilesystemImpl::Read(InodeId ino, uint64_t, uint64_t offset, size_t size,
-                            std::string* out) {
+Status FilesystemImpl::Read(InodeId ino, uint64_t, uint64_t offset, size_t size, std::string* out) {
   InodeRef inode;
   QATQ_RETURN_IF_ERROR(GetInode(ino, &inode));
   out->clear();
   struct Fetch {
     uint64_t index;
-    size_t dst;      // offset in *out
+    size_t dst;  // offset in *out
     size_t in_chunk;
     size_t len;
     ChunkRef ref;

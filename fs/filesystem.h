@@ -158,8 +158,7 @@ class Filesystem {
                         uint32_t mode, OpenFlags flags, InodeAttr* attr, uint64_t* fh) = 0;
   virtual Status OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool* keep_cache) = 0;
   // Reads up to `size` bytes at `offset`; short only at end of file.
-  virtual Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
-                      std::string* out) = 0;
+  virtual Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) = 0;
   // Writes `data` at `offset` (at end of file for O_APPEND handles).
   virtual Status Write(InodeId ino, uint64_t fh, uint64_t offset, std::string_view data) = 0;
   // Commits the inode's data and attributes (not synced to disk).

@@ -292,8 +292,8 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
              fuse_file_info* fi) {
   Guard(req, [&] {
-    Status s = Fs(req)->Write(ino, fi->fh, static_cast<uint64_t>(off),
-                              std::string_view(data, size));
+    Status s =
+        Fs(req)->Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(data, size));
     if (!s.ok()) return ReplyErr(req, s);
     fuse_reply_write(req, size);
   });
@@ -371,8 +371,7 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   DoReaddir(req, ino, size, off, fi, false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                   fuse_file_info* fi) {
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   DoReaddir(req, ino, size, off, fi, true);
 }
 
@@ -414,11 +413,10 @@ bool IsAbsentXattr(const char* name) {
          std::strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
-void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
-                size_t size, int flags) {
-  Guard(req, [&] {
-    ReplyErr(req, Fs(req)->SetXattr(ino, name, std::string_view(value, size), flags));
-  });
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int flags) {
+  Guard(req,
+        [&] { ReplyErr(req, Fs(req)->SetXattr(ino, name, std::string_view(value, size), flags)); });
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {

@@ -138,7 +138,9 @@ int Mkfs(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<Store> st;
-  s = OpenStore(store, StoreOptions{true}, &st);
+  StoreOptions so;
+  so.read_only = true;
+  s = OpenStore(store, so, &st);
   if (s.ok()) {
     std::printf("created qatqfs store %s (chunk size %u bytes, uuid %s)\n",
                 AbsPath(store.c_str()).c_str(), st->superblock().default_chunk_bytes,
@@ -189,7 +191,9 @@ int Stats(int argc, char** argv) {
   std::string from_mount = StoreOfMount(store);
   if (!from_mount.empty()) store = from_mount;
   std::unique_ptr<Store> st;
-  Status s = OpenStore(store, StoreOptions{true}, &st);
+  StoreOptions so;
+  so.read_only = true;
+  Status s = OpenStore(store, so, &st);
   StoreStats stats;
   if (s.ok()) s = ComputeStoreStats(st->meta(), &stats);
   if (!s.ok()) {
@@ -202,11 +206,16 @@ int Stats(int argc, char** argv) {
 
 bool ParseLogLevel(const char* s, LogLevel* out) {
   std::string v = s;
-  if (v == "error") *out = LogLevel::kError;
-  else if (v == "warning" || v == "warn") *out = LogLevel::kWarning;
-  else if (v == "info") *out = LogLevel::kInfo;
-  else if (v == "debug") *out = LogLevel::kDebug;
-  else return false;
+  if (v == "error")
+    *out = LogLevel::kError;
+  else if (v == "warning" || v == "warn")
+    *out = LogLevel::kWarning;
+  else if (v == "info")
+    *out = LogLevel::kInfo;
+  else if (v == "debug")
+    *out = LogLevel::kDebug;
+  else
+    return false;
   return true;
 }
 
@@ -311,10 +320,11 @@ int Mount(int argc, char** argv) {
   }
 
   std::unique_ptr<Store> store;
-  Status s = OpenStore(store_path, StoreOptions{fo.read_only}, &store);
+  StoreOptions so;
+  so.read_only = fo.read_only;
+  Status s = OpenStore(store_path, so, &store);
   if (!s.ok()) {
-    std::fprintf(stderr, "qatqfs: cannot mount %s: %s\n", store_path.c_str(),
-                 s.ToString().c_str());
+    std::fprintf(stderr, "qatqfs: cannot mount %s: %s\n", store_path.c_str(), s.ToString().c_str());
     if (s.IsNotFound() || s.IsCorruption() || s.IsInvalidArgument()) {
       std::fprintf(stderr, "qatqfs: create a store with: qatqfs mkfs %s\n", conf.store);
     }
@@ -407,8 +417,8 @@ out_fs:
 
 // Options of fstab/mount(8) that are not mount options of the filesystem.
 bool IsMountOnlyOption(const std::string& o) {
-  static const char* kDrop[] = {"defaults", "auto", "noauto", "user", "nouser", "users",
-                                "owner", "group", "nofail", "_netdev", "rw"};
+  static const char* kDrop[] = {"defaults", "auto",  "noauto", "user",    "nouser", "users",
+                                "owner",    "group", "nofail", "_netdev", "rw"};
   for (const char* d : kDrop) {
     if (o == d) return true;
   }

@@ -82,7 +82,8 @@ std::string FormatStoreStats(const StoreStats& s, bool json) {
     out += buf;
     bool first = true;
     for (auto& [name, p] : s.strategies) {
-      std::snprintf(buf, sizeof buf, "%s\"%s\":{\"chunks\":%llu,\"raw_bytes\":%llu,\"stored_bytes\":%llu}",
+      std::snprintf(buf, sizeof buf,
+                    "%s\"%s\":{\"chunks\":%llu,\"raw_bytes\":%llu,\"stored_bytes\":%llu}",
                     first ? "" : ",", name.c_str(), (unsigned long long)p.chunks,
                     (unsigned long long)p.raw_bytes, (unsigned long long)p.stored_bytes);
       out += buf;
@@ -119,15 +120,15 @@ std::string FormatStoreStats(const StoreStats& s, bool json) {
                   Human(p.raw_bytes).c_str(), (unsigned long long)p.chunks);
     out += buf;
   }
-  std::snprintf(buf, sizeof buf,
-                "Logical %s in files (holes %s, dedup saved %s); stored %s; overall ratio "
-                "%.3f\n",
-                Human(s.logical_bytes).c_str(),
-                Human(s.logical_bytes > s.referenced_bytes ? s.logical_bytes - s.referenced_bytes
-                                                           : 0)
-                    .c_str(),
-                Human(s.referenced_bytes - s.unique_raw_bytes).c_str(),
-                Human(s.stored_bytes).c_str(), Ratio(s.logical_bytes, s.stored_bytes));
+  std::snprintf(
+      buf, sizeof buf,
+      "Logical %s in files (holes %s, dedup saved %s); stored %s; overall ratio "
+      "%.3f\n",
+      Human(s.logical_bytes).c_str(),
+      Human(s.logical_bytes > s.referenced_bytes ? s.logical_bytes - s.referenced_bytes : 0)
+          .c_str(),
+      Human(s.referenced_bytes - s.unique_raw_bytes).c_str(), Human(s.stored_bytes).c_str(),
+      Ratio(s.logical_bytes, s.stored_bytes));
   out += buf;
   out += "Files by dtype:";
   for (auto& [name, n] : s.files_by_dtype) {

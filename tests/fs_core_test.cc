@@ -7,9 +7,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "fs/errno_map.h"
 #include "fs/filesystem.h"
@@ -40,7 +40,9 @@ class FsCoreTest : public ::testing::Test {
 
   void Open(FilesystemOptions o = {}) {
     std::unique_ptr<Store> st;
-    ASSERT_OK(OpenStore(store_path_, StoreOptions{o.read_only}, &st));
+    StoreOptions so;
+    so.read_only = o.read_only;
+    ASSERT_OK(OpenStore(store_path_, so, &st));
     ASSERT_OK(Filesystem::Open(std::move(st), o, &fs_));
   }
   // Clean unmount and mount again.
@@ -62,8 +64,7 @@ class FsCoreTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return a.ino;
   }
-  InodeId WriteFile(const std::string& name, const std::string& data,
-                    InodeId parent = kRootInode) {
+  InodeId WriteFile(const std::string& name, const std::string& data, InodeId parent = kRootInode) {
     uint64_t fh;
     InodeId ino = Create(name, &fh, parent);
     EXPECT_OK(fs_->Write(ino, fh, 0, data));

@@ -74,8 +74,7 @@ TEST(MountLifecycle, StaleMountGivesAClearHint) {
   EXPECT_EQ(stat(m.mnt().c_str(), &st), -1);
   EXPECT_EQ(errno, ENOTCONN);
   std::string out;
-  EXPECT_NE(RunCommand(Qatqfs() + " " + ShellQuote(m.store()) + " " + ShellQuote(m.mnt()) +
-                           " 2>&1",
+  EXPECT_NE(RunCommand(Qatqfs() + " " + ShellQuote(m.store()) + " " + ShellQuote(m.mnt()) + " 2>&1",
                        &out),
             0);
   EXPECT_NE(out.find("fusermount3 -uz"), std::string::npos) << out;
@@ -114,8 +113,7 @@ TEST(MountLifecycle, DaemonModeReturnsOnceTheMountIsLive) {
   QatqfsMount m;
   ASSERT_TRUE(m.Mkfs());
   std::string out;
-  ASSERT_EQ(RunCommand(Qatqfs() + " " + ShellQuote(m.store()) + " " + ShellQuote(m.mnt()) +
-                           " 2>&1",
+  ASSERT_EQ(RunCommand(Qatqfs() + " " + ShellQuote(m.store()) + " " + ShellQuote(m.mnt()) + " 2>&1",
                        &out),
             0)
       << out;
@@ -189,12 +187,12 @@ TEST(MountLifecycle, MountHelperAcceptsMount8ArgumentsAndFstabOptions) {
   std::string helper = (m.root() / "mount.fuse.qatqfs").string();
   ASSERT_EQ(symlink(test::BinaryPath("qatqfs").c_str(), helper.c_str()), 0);
   std::string out;
-  ASSERT_EQ(RunCommand(ShellQuote(helper) + " " + ShellQuote(m.store()) + " " +
-                           ShellQuote(m.mnt()) +
-                           " -n -o rw,noauto,nofail,_netdev,x-systemd.automount,allow_other,"
-                           "default_permissions,dtype=auto 2>&1",
-                       &out),
-            0)
+  ASSERT_EQ(
+      RunCommand(ShellQuote(helper) + " " + ShellQuote(m.store()) + " " + ShellQuote(m.mnt()) +
+                     " -n -o rw,noauto,nofail,_netdev,x-systemd.automount,allow_other,"
+                     "default_permissions,dtype=auto 2>&1",
+                 &out),
+      0)
       << out;
   EXPECT_TRUE(test::IsQatqfsMounted(m.mnt()));
   test::WriteFileOrDie(m.path("f"), "via helper");
@@ -213,8 +211,7 @@ TEST(MountLifecycle, Mount8WithInstalledHelper) {
   test::WriteFileOrDie(fstab, m.store() + " " + m.mnt() +
                                   " fuse.qatqfs allow_other,default_permissions,noauto 0 0\n");
   std::string out;
-  ASSERT_EQ(RunCommand("mount -T " + ShellQuote(fstab) + " " + ShellQuote(m.mnt()) + " 2>&1",
-                       &out),
+  ASSERT_EQ(RunCommand("mount -T " + ShellQuote(fstab) + " " + ShellQuote(m.mnt()) + " 2>&1", &out),
             0)
       << out;
   EXPECT_TRUE(test::IsQatqfsMounted(m.mnt()));

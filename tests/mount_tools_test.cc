@@ -46,7 +46,8 @@ TEST_F(MountToolsTest, CopyCorpusThenCompareAndSha256AcrossRemount) {
   Sh("cd " + corpus + " && for f in *; do [ -f \"$f\" ] || continue; cp \"$f\" " + mnt +
      "/ && cmp \"$f\" " + mnt + "/\"$f\" || exit 1; done");
   std::string before = Sh("cd " + mnt + " && sha256sum * | sort");
-  std::string expect = Sh("cd " + corpus + " && for f in *; do [ -f \"$f\" ] && sha256sum \"$f\"; done | sort");
+  std::string expect =
+      Sh("cd " + corpus + " && for f in *; do [ -f \"$f\" ] && sha256sum \"$f\"; done | sort");
   EXPECT_EQ(before, expect);
   Remount();
   EXPECT_EQ(Sh("cd " + mnt + " && sha256sum * | sort"), expect);
@@ -65,15 +66,16 @@ TEST_F(MountToolsTest, RsyncInAndOutThenNothingToTransfer) {
   std::string src = (m_->root() / "src").string();
   std::string out = (m_->root() / "out").string();
   Sh("mkdir -p " + src + "/sub/deeper && head -c 3000000 /dev/urandom > " + src +
-     "/sub/rand.bin && seq 1 200000 > " + src + "/numbers.txt && ln " + src +
-     "/numbers.txt " + src + "/hardlink.txt && ln -s sub/rand.bin " + src +
+     "/sub/rand.bin && seq 1 200000 > " + src + "/numbers.txt && ln " + src + "/numbers.txt " +
+     src + "/hardlink.txt && ln -s sub/rand.bin " + src +
      "/link && setfattr -n user.tag -v hello " + src + "/numbers.txt && chmod 0640 " + src +
      "/sub/rand.bin && touch -d 2001-02-03 " + src + "/sub/deeper");
   std::string mnt = ShellQuote(m_->mnt());
   Sh("rsync -aHAX " + src + "/ " + mnt + "/tree/");
   Sh("rsync -aHAX " + mnt + "/tree/ " + out + "/");
   Sh("diff -r " + src + " " + out);
-  EXPECT_EQ(Sh("getfattr --absolute-names --only-values -n user.tag " + out + "/numbers.txt"), "hello");
+  EXPECT_EQ(Sh("getfattr --absolute-names --only-values -n user.tag " + out + "/numbers.txt"),
+            "hello");
   EXPECT_EQ(Sh("stat -c %h " + out + "/hardlink.txt"), "2\n");
   std::string again = Sh("rsync -aHAX --itemize-changes " + src + "/ " + mnt + "/tree/");
   EXPECT_EQ(again, "") << "second rsync transferred something";

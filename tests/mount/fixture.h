@@ -32,10 +32,10 @@ inline std::string MountUnavailableReason() {
   return {};
 }
 
-#define QATQ_REQUIRE_MOUNT()                                              \
-  do {                                                                    \
-    std::string why = ::qatq::test::MountUnavailableReason();             \
-    if (!why.empty()) GTEST_SKIP() << "skipping mount test: " << why;     \
+#define QATQ_REQUIRE_MOUNT()                                          \
+  do {                                                                \
+    std::string why = ::qatq::test::MountUnavailableReason();         \
+    if (!why.empty()) GTEST_SKIP() << "skipping mount test: " << why; \
   } while (0)
 
 // Is `mnt` a mount point of type fuse.qatqfs?
