@@ -48,5 +48,67 @@ TEST(ChunkRecord, RejectsTruncatedAndFlipped) {
   }
 }
 
+TEST(ChunkRecord, RejectsReservedBytesUnknownDtypeAndHugeLengths) {
+  std::string rec;
+  ASSERT_OK(EncodeChunkRecord(DType::kBF16, test::RandomBytes(512, 1), {}, &rec));
+  ChunkRecordInfo info;
+  ASSERT_OK(ParseChunkRecordHeader(rec, &info));
+  std::string bad = rec;
+  bad[6] = 1;
+  EXPECT_TRUE(ParseChunkRecordHeader(bad, &info).IsCorruption());
+  bad = rec;
+  bad[5] = 9;
+  EXPECT_TRUE(ParseChunkRecordHeader(bad, &info).IsCorruption());
+  bad = rec;
+  bad[11] = 0x7f;  // raw_len far beyond kMaxChunkRawBytes
+  EXPECT_TRUE(ParseChunkRecordHeader(bad, &info).IsCorruption());
+  bad = rec;
+  bad[8] ^= 1;  // odd raw_len for a 2-byte dtype
+  EXPECT_TRUE(ParseChunkRecordHeader(bad, &info).IsCorruption());
+  bad = rec + "x";
+  EXPECT_TRUE(ParseChunkRecordHeader(bad, &info).IsCorruption());
+}
+
+TEST(ChunkRecord, VerifyChecksTheBodyWithoutDecoding) {
+  std::string rec;
+  ASSERT_OK(EncodeChunkRecord(DType::kF32, test::RandomBytes(4000, 2), {}, &rec));
+  ChunkRecordInfo info;
+  ASSERT_OK(VerifyChunkRecord(rec, &info));
+  rec[rec.size() - 1] ^= 1;
+  EXPECT_TRUE(VerifyChunkRecord(rec, &info).IsCorruption());
+}
+
+TEST(ChunkRecord, FramedBodyThatDecodesToOtherBytesIsRejected) {
+  const std::string raw = test::RandomBytes(64, 5);
+  std::string other = raw;
+  other[3] ^= 1;
+  std::string rec, back;
+  ASSERT_OK(FrameChunkRecord(DType::kBytes, static_cast<uint8_t>(Strategy::kRaw), raw, other, &rec));
+  ChunkRecordInfo info;
+  ASSERT_OK(VerifyChunkRecord(rec, &info));  // the stored bytes are intact...
+  EXPECT_TRUE(DecodeChunkRecord(rec, &back).IsCorruption());  // ...but not the data
+}
+
+TEST(ChunkRecord, DecodeIntoTooSmallBufferFails) {
+  std::string rec;
+  ASSERT_OK(EncodeChunkRecord(DType::kF16, test::RandomBytes(100, 9), {}, &rec));
+  char small[50];
+  EXPECT_TRUE(DecodeChunkRecord(rec, small, sizeof small).IsInvalidArgument());
+}
+
+TEST(ChunkRecord, RejectsUnalignedRawSize) {
+  std::string rec;
+  EXPECT_TRUE(EncodeChunkRecord(DType::kF32, "abc", {}, &rec).IsInvalidArgument());
+}
+
+TEST(ChunkRecord, StrategyNamesAreStable) {
+  EXPECT_EQ(StrategyName(0), "raw");
+  EXPECT_EQ(StrategyName(1), "constant");
+  EXPECT_EQ(StrategyName(2), "zstd");
+  EXPECT_EQ(StrategyName(3), "fields");
+  EXPECT_EQ(StrategyName(4), "widened");
+  EXPECT_EQ(StrategyName(77), "unknown-77");
+}
+
 }  // namespace
 }  // namespace qatq
