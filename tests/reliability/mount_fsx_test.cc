@@ -3,7 +3,8 @@
 //
 // Environment (long runs): QATQ_FSX_OPS (default 100000), QATQ_FSX_SEED
 // (default 20261204), QATQ_FSX_REMOUNTS (default 4), QATQ_FSX_MAXLEN
-// (default 8M), QATQ_FSX_TIMEOUT_S (default 480).
+// (default 8M), QATQ_FSX_TIMEOUT_S (default 480), QATQ_FSX_ARGS (extra
+// qatq-fsx arguments, e.g. "--mapwrite").
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -127,6 +130,11 @@ TEST(MountFsx, RandomOperationsWithRemountsMatchModel) {
                                    "2M",
                                    "--progress",
                                    "10000"};
+  // Extra qatq-fsx arguments for long runs, e.g. "--mapwrite --huge-max 4T".
+  if (const char* extra = std::getenv("QATQ_FSX_ARGS")) {
+    std::istringstream words(extra);
+    for (std::string w; words >> w;) argv.push_back(w);
+  }
   if (remounts > 0) {
     argv.insert(argv.end(), {"--remount-every", std::to_string(ops / (remounts + 1) + 1),
                              "--remount-cmd", server.Command()});
