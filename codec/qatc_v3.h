@@ -70,8 +70,9 @@ Status ReadQatcV3Index(std::string_view file, QatcV3Index* index);
 Status DecodeQatcV3Chunk(std::string_view file, const QatcV3Index& index, size_t k,
                          std::string* raw);
 
-// Full decode. The header, trailer, index, whole-file checksum and every
-// record checksum are verified before the first call to `sink`; each chunk's
+// Full decode. The header, trailer, index, record headers and the
+// whole-file checksum (which covers every record byte, so the per-record
+// checksums are not recomputed) are verified before the first call to `sink`; each chunk's
 // raw checksum is verified before its bytes are passed on. A failure after
 // that (a record that passes its checksum but does not decode) returns
 // non-OK after partial output: callers stage output in a temp file (the CLI
