@@ -5,10 +5,12 @@
 #      root and /dev/fuse and skip with a message otherwise)
 #   3. builds the unit tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #      and runs them (mount tests excluded: they are covered in step 2)
-#   4. builds the libFuzzer targets with clang and runs each for a fixed
+#   4. builds the unit tests of the concurrent modules (filesystem core,
+#      metadata index, chunk store) with ThreadSanitizer and runs them
+#   5. builds the libFuzzer targets with clang and runs each for a fixed
 #      number of executions, seeded from the golden files
-#   5. runs the codec gates (ratio baseline, relative throughput)
-# Build trees: build/, build-asan/, build-fuzz/ (reused when present).
+#   6. runs the codec gates (ratio baseline, relative throughput)
+# Build trees: build/, build-asan/, build-tsan/, build-fuzz/ (reused when present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,6 +38,20 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" --timeout 1200 -E 'Mount' \
   | tee build-asan/ctest.log
 asan_line=$(grep -E "tests passed|tests failed" build-asan/ctest.log | tail -1)
+
+stage "ThreadSanitizer build of the concurrent modules' unit tests"
+TSAN_TESTS=(fs_core_test metadata_store_test chunk_store_test)
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATQFS_TSAN=ON >/dev/null
+ninja -C build-tsan -j"$JOBS" "${TSAN_TESTS[@]}"
+tsan_failed=0
+for t in "${TSAN_TESTS[@]}"; do
+  if TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout 900 "build-tsan/tests/$t" \
+      >"build-tsan/$t.log" 2>&1; then
+    echo "tsan: $t ok ($(grep -o '[0-9]* tests\? from .* ran' "build-tsan/$t.log" | tail -1))"
+  else
+    echo "tsan: $t FAILED"; tail -60 "build-tsan/$t.log"; tsan_failed=$((tsan_failed + 1))
+  fi
+done
 
 stage "fuzzers (${FUZZ_RUNS} runs each)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -73,12 +89,13 @@ fi
 stage "summary"
 echo "ctest:      $main_line"
 echo "asan ctest: $asan_line"
+echo "tsan:       ${#TSAN_TESTS[@]} binaries, $tsan_failed failed"
 echo "fuzzers:    $fuzz_n run, $fuzz_failed failed"
 echo "gates:      $([ $gates_failed = 0 ] && echo ok || echo FAILED)"
 count() { echo "$1" | grep -oE "$2" | grep -oE '[0-9]+' | head -1; }
 total=$(count "$main_line" 'out of [0-9]+'); failed=$(count "$main_line" '[0-9]+ tests failed')
 atotal=$(count "$asan_line" 'out of [0-9]+'); afailed=$(count "$asan_line" '[0-9]+ tests failed')
-failed_all=$(( ${failed:-1} + ${afailed:-1} + fuzz_failed + gates_failed ))
-passed_all=$(( ${total:-0} + ${atotal:-0} + fuzz_n + 1 - failed_all ))
+failed_all=$(( ${failed:-1} + ${afailed:-1} + tsan_failed + fuzz_failed + gates_failed ))
+passed_all=$(( ${total:-0} + ${atotal:-0} + ${#TSAN_TESTS[@]} + fuzz_n + 1 - failed_all ))
 echo "all: ${passed_all} passed, ${failed_all} failed"
 [ "$failed_all" -eq 0 ]
