@@ -113,6 +113,8 @@ struct Inode {
 struct Handle {
   InodeId ino = 0;
   OpenFlags flags;
+  // Readahead: the end of the furthest read through this handle.
+  uint64_t next_read = 0;
 };
 
 struct DirHandle {
@@ -1431,7 +1433,8 @@ void FilesystemImpl::ScheduleReadahead(const InodeRef& inode, uint64_t from_inde
   }
 }
 
-Status FilesystemImpl::Read(InodeId ino, uint64_t, uint64_t offset, size_t size, std::string* out) {
+Status FilesystemImpl::Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
+                            std::string* out) {
   InodeRef inode;
   QATQ_RETURN_IF_ERROR(GetInode(ino, &inode));
   out->clear();
@@ -1476,8 +1479,18 @@ Status FilesystemImpl::Read(InodeId ino, uint64_t, uint64_t offset, size_t size,
       }
       done += n;
     }
-    sequential = offset == inode->next_read || offset == 0;
-    inode->next_read = offset + size;
+    // Sequential if within two chunks of where the stream left off: the
+    // multithreaded session delivers a stream's 128 KiB requests out of
+    // order. Tracked per handle so two readers of one file do not confuse
+    // each other.
+    auto near = [&](uint64_t expect) {
+      return expect != UINT64_MAX && offset + 2 * cb >= expect && offset <= expect + 2 * cb;
+    };
+    std::lock_guard<std::mutex> hl(handles_mu_);
+    auto h = handles_.find(fh);
+    uint64_t& next = h != handles_.end() ? h->second.next_read : inode->next_read;
+    sequential = offset == 0 || near(next);
+    next = sequential && next != UINT64_MAX ? std::max(next, offset + size) : offset + size;
   }
   Status st;
   for (auto& f : fetches) {

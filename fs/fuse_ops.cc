@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -252,7 +254,38 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   });
 }
 
+// Raises the readahead of the mount's backing device info (the FUSE bdi is
+// named after the mount's device number, as in mountinfo). Must run after
+// INIT was processed, since INIT lowers it to the kernel default; so the
+// first open does it. Failures only cost speed.
+void SetBdiReadahead(FuseContext* ctx) {
+  if (ctx->read_ahead_kb == 0 || ctx->mountpoint.empty()) return;
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(f, line)) {
+    std::istringstream ss(line);
+    std::string id, parent, majmin, root, mp;
+    ss >> id >> parent >> majmin >> root >> mp;
+    if (mp == ctx->mountpoint) dev = majmin;
+  }
+  if (dev.empty()) return;
+  std::ofstream ra("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  ra << ctx->read_ahead_kb << "\n";
+  ra.flush();
+  if (ra) {
+    LogInfo("read_ahead_kb of bdi %s set to %u", dev.c_str(), ctx->read_ahead_kb);
+  } else {
+    LogInfo("could not set read_ahead_kb of bdi %s", dev.c_str());
+  }
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (!Ctx(req)->read_ahead_set.exchange(true)) {
+    try {
+      SetBdiReadahead(Ctx(req));
+    } catch (...) {
+    }
+  }
   Guard(req, [&] {
     uint64_t fh = 0;
     bool keep = false;

@@ -55,6 +55,8 @@ void PrintUsage(FILE* f) {
                "                          header, sampling of the first chunk)\n"
                "  -o cache_mb=N           decoded chunk cache in MiB (default 256)\n"
                "  -o effort=0..9          encoder effort: 0 fastest, 9 smallest (default 5)\n"
+               "  -o read_ahead_kb=N      kernel readahead of the mount (default 1024;\n"
+               "                          0 keeps the kernel's 128)\n"
                "  -o log_level=error|warning|info|debug (default warning)\n"
                "  -f                      stay in the foreground\n"
                "  -d                      debug (FUSE request trace; implies -f)\n"
@@ -71,6 +73,7 @@ struct Config {
   char* log_level = nullptr;
   int read_only = 0;
   int effort = -1;
+  int read_ahead_kb = -1;
 };
 
 enum { kKeyRo = 1 };
@@ -80,6 +83,7 @@ const fuse_opt kOpts[] = {
     {"cache_mb=%u", offsetof(Config, cache_mb), 0},
     {"log_level=%s", offsetof(Config, log_level), 0},
     {"effort=%d", offsetof(Config, effort), 0},
+    {"read_ahead_kb=%d", offsetof(Config, read_ahead_kb), 0},
     FUSE_OPT_KEY("ro", kKeyRo),
     FUSE_OPT_END,
 };
@@ -340,6 +344,8 @@ int Mount(int argc, char** argv) {
   }
   FuseContext ctx;
   ctx.fs = fs.get();
+  ctx.mountpoint = AbsPath(opts.mountpoint);
+  if (conf.read_ahead_kb >= 0) ctx.read_ahead_kb = static_cast<unsigned>(conf.read_ahead_kb);
   const fuse_lowlevel_ops& ops = QatqfsLowlevelOps();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &ctx);
   int ret = 1;
