@@ -147,13 +147,19 @@ template <typename W, DType D>
 void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   const size_t n = lay.n;
   thread_local std::vector<W> buf;
-  buf.resize(2 * n);
-  W* __restrict words = buf.data();
-  std::memcpy(words + n, raw.data(), n * sizeof(W));  // raw may be unaligned
+  const W* __restrict words;
+  const bool aligned = reinterpret_cast<uintptr_t>(raw.data()) % alignof(W) == 0;
   if (lay.transposed && lay.stride > 1) {
-    TransposeWords(buf.data() + n, lay, words, true);
+    buf.resize(2 * n);
+    std::memcpy(buf.data() + n, raw.data(), n * sizeof(W));
+    TransposeWords(buf.data() + n, lay, buf.data(), true);
+    words = buf.data();
+  } else if (aligned) {
+    words = reinterpret_cast<const W*>(raw.data());  // the usual case: no copy
   } else {
-    words += n;
+    buf.resize(n);
+    std::memcpy(buf.data(), raw.data(), n * sizeof(W));
+    words = buf.data();
   }
   uint8_t* __restrict s0 = s[0];
   if constexpr (D == DType::kBytes) {
@@ -244,8 +250,15 @@ template <typename W, DType D>
 void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
   const size_t n = lay.n;
   thread_local std::vector<W> buf;
-  buf.resize(2 * n);
-  W* __restrict words = buf.data();
+  const bool transposed = lay.transposed && lay.stride > 1;
+  const bool aligned = reinterpret_cast<uintptr_t>(dst) % alignof(W) == 0;
+  W* __restrict words;
+  if (!transposed && aligned) {
+    words = reinterpret_cast<W*>(dst);  // the usual case: no copy
+  } else {
+    buf.resize(2 * n);
+    words = buf.data();
+  }
   const uint8_t* __restrict s0 = s[0];
   if constexpr (D == DType::kBytes) {
     std::memcpy(words, s0, n);
@@ -264,11 +277,16 @@ void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
       words[i] = static_cast<W>((uint32_t{s1[i] & 0x80u} << 24) | (uint32_t{s0[i]} << 23) |
                                 (uint32_t{s1[i] & 0x7fu} << 16) | (uint32_t{s2[i]} << 8) | s3[i]);
   }
-  if (lay.transposed && lay.stride > 1) {
-    TransposeWords(words, lay, words + n, false);
-    words += n;
+  if (transposed) {
+    if (aligned) {
+      TransposeWords(words, lay, reinterpret_cast<W*>(dst), false);
+    } else {
+      TransposeWords(words, lay, words + n, false);
+      std::memcpy(dst, words + n, n * sizeof(W));
+    }
+  } else if (!aligned) {
+    std::memcpy(dst, words, n * sizeof(W));
   }
-  std::memcpy(dst, words, n * sizeof(W));  // dst may be unaligned
 }
 
 template <typename W, DType D, Transform T>

@@ -120,6 +120,30 @@ TEST(V3Strategies, EveryForcedPlanRoundTripsEveryDtype) {
   }
 }
 
+TEST(V3Strategies, UnalignedInputAndOutputBuffersWork) {
+  for (DType dtype : kAllDtypes) {
+    for (bool transposed : {false, true}) {
+      const std::string raw = RowData(dtype, 50, 64, 21);
+      std::string in_buf = "x" + raw;  // raw at an odd address
+      const std::string_view unaligned_in = std::string_view(in_buf).substr(1);
+      ForcedPlan plan;
+      plan.strategy = v3::kStrategyFields;
+      plan.stride = 64;
+      plan.transposed = transposed;
+      plan.coder = StreamCoder::kRans;
+      std::string body;
+      ASSERT_OK(v3::EncodeBodyForced(dtype, unaligned_in, plan, &body));
+      std::string out_buf(raw.size() + 1, '\0');
+      ASSERT_OK(v3::DecodeBody(plan.strategy, dtype, body, out_buf.data() + 1, raw.size()));
+      EXPECT_EQ(out_buf.substr(1), raw) << DTypeName(dtype) << " " << transposed;
+      uint8_t strategy;
+      ASSERT_OK(v3::EncodeBody(dtype, unaligned_in, {}, &strategy, &body));
+      ASSERT_OK(v3::DecodeBody(strategy, dtype, body, out_buf.data() + 1, raw.size()));
+      EXPECT_EQ(out_buf.substr(1), raw);
+    }
+  }
+}
+
 TEST(V3Strategies, ConstantStreamCoderRoundTrips) {
   std::string raw(4000, '\0');  // every stream constant
   for (size_t i = 0; i < raw.size(); i += 2) raw[i] = 0x11;
