@@ -49,7 +49,7 @@ bool StrategyAllowed(uint8_t s, DType d) {
 struct Scratch {
   std::string planes;  // decoded planes / canonical bytes
   std::string a, b, c, d;
-  std::string z_best, z_try;
+  std::string z_best, z_try, z_small;
 };
 Scratch& ThreadScratch() {
   thread_local Scratch s;
@@ -340,12 +340,50 @@ struct Candidate {
 };
 
 // Compresses `planes` with zstd level 3 into *out.
-size_t ZstdCompress(const char* planes, size_t len, std::string* out) {
-  size_t bound = ZSTD_compressBound(len);
+// Compresses `width` planes of n bytes with zstd level 3 into *out as one
+// frame (content size recorded). With `split`, each plane is flushed as its
+// own blocks: planes have very different statistics (exponent bytes vs
+// mantissa noise), and a block shared by two planes shares one Huffman table.
+size_t ZstdCompressPlanes(const char* planes, size_t n, size_t width, bool split,
+                          std::string* out) {
+  const size_t len = n * width;
+  const size_t bound = ZSTD_compressBound(len) + 64 * width;
   if (out->size() < bound) out->resize(bound);
-  size_t r = ZSTD_compressCCtx(ThreadCCtx(), out->data(), bound, planes, len, kZstdLevel);
-  if (ZSTD_isError(r)) return SIZE_MAX;
-  return r;
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kZstdLevel)) ||
+      ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, len))) {
+    return SIZE_MAX;
+  }
+  ZSTD_outBuffer ob{out->data(), bound, 0};
+  const size_t parts = split ? width : 1, part_len = split ? n : len;
+  for (size_t k = 0; k < parts; ++k) {
+    ZSTD_inBuffer ib{planes + k * part_len, part_len, 0};
+    const ZSTD_EndDirective mode = k + 1 == parts ? ZSTD_e_end : ZSTD_e_flush;
+    for (;;) {
+      size_t left = ZSTD_compressStream2(cctx, &ob, &ib, mode);
+      if (ZSTD_isError(left)) return SIZE_MAX;
+      if (left == 0 && ib.pos == ib.size) break;
+      if (ob.pos == ob.size) return SIZE_MAX;  // cannot happen within the bound
+    }
+  }
+  return ob.pos;
+}
+
+// Per-plane blocks win clearly on chunks of real size; on small ones the
+// extra block headers and lost cross-plane matches can cost more, so both
+// ways are tried there (cheaply).
+size_t ZstdCompress(const char* planes, size_t n, size_t width, std::string* out) {
+  constexpr size_t kAlwaysSplit = 16384;
+  size_t split = ZstdCompressPlanes(planes, n, width, true, out);
+  if (n >= kAlwaysSplit) return split;
+  std::string& other = ThreadScratch().z_small;
+  size_t whole = ZstdCompressPlanes(planes, n, width, false, &other);
+  if (whole < split) {
+    out->swap(other);
+    return whole;
+  }
+  return split;
 }
 
 // Byte-plane-blocks size for f32 planes, or SIZE_MAX.
@@ -485,7 +523,7 @@ Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptio
       if (stride >= n) return Status::InvalidArgument("strategy 10 needs a stride below n");
     }
     const unsigned char* src = StrategyInput(st, in, n, w, stride, &sc.b);
-    size_t z = ZstdCompress(reinterpret_cast<const char*>(src), n * w, &sc.z_try);
+    size_t z = ZstdCompress(reinterpret_cast<const char*>(src), n, w, &sc.z_try);
     if (z == SIZE_MAX) return Status::IOError("zstd compression failed");
     WriteHeader(dtype, in, n, st, payload);
     if (st == 10) {
@@ -534,7 +572,7 @@ Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptio
       for (int i = 0; i < 2; ++i) {
         const unsigned char* src =
             StrategyInput(cands[i].strategy, in + begin * w, kTrialElems, w, cands[i].stride, &sc.b);
-        size_t z = ZstdCompress(reinterpret_cast<const char*>(src), kTrialElems * w, &sc.z_try);
+        size_t z = ZstdCompress(reinterpret_cast<const char*>(src), kTrialElems, w, &sc.z_try);
         trial[i] = z == SIZE_MAX ? 1e300 : static_cast<double>(z);
       }
       const double lo = std::min(trial[0], trial[1]) * (1 + options.estimate_margin);
@@ -546,7 +584,7 @@ Status EncodePayload(DType dtype, std::string_view raw, const PayloadEncodeOptio
     for (const Candidate& c : cands) {
       const unsigned char* src =
           c.strategy == 7 ? up : StrategyInput(c.strategy, in, n, w, c.stride, &sc.b);
-      size_t z = ZstdCompress(reinterpret_cast<const char*>(src), n * w, &sc.z_try);
+      size_t z = ZstdCompress(reinterpret_cast<const char*>(src), n, w, &sc.z_try);
       if (z == SIZE_MAX) continue;
       size_t body = z + (c.strategy == 10 ? 4 : 0);
       if (body < best_size) {
