@@ -127,8 +127,9 @@ Status CheckChunkBytes(uint32_t chunk_bytes) {
 
 class StoreImpl final : public Store {
  public:
-  StoreImpl(std::string path, bool read_only, int lock_fd)
-      : path_(std::move(path)), read_only_(read_only), lock_fd_(lock_fd) {}
+  StoreImpl(std::string path, const StoreOptions& options, int lock_fd)
+      : path_(std::move(path)), read_only_(options.read_only), lock_fd_(lock_fd),
+        wrap_chunks_(options.wrap_chunks) {}
 
   ~StoreImpl() override {
     // Close the index before giving up the lock, so the next owner never
@@ -167,13 +168,18 @@ class StoreImpl final : public Store {
     }
     FileChunkStoreOptions co;
     co.read_only = read_only_;
-    return OpenFileChunkStore(Join(path_, kChunksName), co, &chunks_).WithContext(path_);
+    QATQ_RETURN_IF_ERROR(
+        OpenFileChunkStore(Join(path_, kChunksName), co, &chunks_).WithContext(path_));
+    if (wrap_chunks_) chunks_ = wrap_chunks_(std::move(chunks_));
+    if (!chunks_) return Status::InvalidArgument("wrap_chunks returned no chunk store");
+    return Status::OK();
   }
 
  private:
   const std::string path_;
   const bool read_only_;
   const int lock_fd_;
+  const std::function<std::unique_ptr<ChunkStore>(std::unique_ptr<ChunkStore>)> wrap_chunks_;
   std::unique_ptr<MetadataStore> meta_;
   std::unique_ptr<ChunkStore> chunks_;
   Superblock sb_;
@@ -254,7 +260,7 @@ Status OpenStore(const std::string& path_in, const StoreOptions& options,
   }
   int lock_fd = -1;
   if (!options.read_only) QATQ_RETURN_IF_ERROR(TakeLock(path, &lock_fd));
-  auto impl = std::make_unique<StoreImpl>(path, options.read_only, lock_fd);
+  auto impl = std::make_unique<StoreImpl>(path, options, lock_fd);
   QATQ_RETURN_IF_ERROR(impl->Open());
   *store = std::move(impl);
   return Status::OK();

@@ -15,6 +15,7 @@
 #define QATQ_INDEX_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,11 @@ struct StoreOptions {
   // Open for reading only: no lock taken, no writes allowed.
   // Default: false
   bool read_only = false;
+  // Tests: if set, called once with the opened chunk store; the Store uses
+  // (and owns) what it returns, e.g. a FaultInjectionChunkStore wrapping it
+  // (index/fault_injection_chunk_store.h).
+  // Default: empty
+  std::function<std::unique_ptr<ChunkStore>(std::unique_ptr<ChunkStore>)> wrap_chunks;
 };
 
 struct MkfsOptions {

@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
+#include "index/fault_injection_chunk_store.h"
 #include "index/keys.h"
 #include "tests/testutil.h"
 
@@ -231,6 +233,24 @@ TEST_F(StoreTest, ReadOnlyStoreRefusesWrites) {
   b->PutOrphan(9);
   EXPECT_FALSE(store->meta()->Commit(b.get(), true).ok());
   EXPECT_FALSE(store->chunks()->Put(ChunkId::OfRaw("a"), "a").ok());
+}
+
+TEST_F(StoreTest, ChunkStoreCanBeWrappedForFaultInjection) {
+  ASSERT_OK(CreateStore(path(), MkfsOptions()));
+  FaultInjectionChunkStore* faults = nullptr;
+  StoreOptions so;
+  so.wrap_chunks = [&](std::unique_ptr<ChunkStore> base) {
+    auto w = std::make_unique<FaultInjectionChunkStore>(std::move(base));
+    faults = w.get();
+    return std::unique_ptr<ChunkStore>(std::move(w));
+  };
+  std::unique_ptr<Store> store;
+  ASSERT_OK(OpenStore(path(), so, &store));
+  ASSERT_NE(faults, nullptr);
+  EXPECT_EQ(store->chunks(), faults);
+  faults->FailNth(ChunkStoreOp::kPut, 1, ENOSPC);
+  EXPECT_EQ(store->chunks()->Put(ChunkId::OfRaw("a"), "a").posix_errno(), ENOSPC);
+  EXPECT_OK(store->chunks()->Put(ChunkId::OfRaw("a"), "a"));
 }
 
 TEST_F(StoreTest, CopiedStoreOpensAtTheNewPlace) {
