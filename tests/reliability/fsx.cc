@@ -169,16 +169,26 @@ enum class OpType : uint8_t {
 
 const char* OpName(OpType t) {
   switch (t) {
-    case OpType::kWrite: return "write";
-    case OpType::kHugeWrite: return "hugewrite";
-    case OpType::kMapWrite: return "mapwrite";
-    case OpType::kRead: return "read";
-    case OpType::kMapRead: return "mapread";
-    case OpType::kTruncate: return "truncate";
-    case OpType::kFsync: return "fsync";
-    case OpType::kFdatasync: return "fdatasync";
-    case OpType::kReopen: return "reopen";
-    case OpType::kRemount: return "remount";
+    case OpType::kWrite:
+      return "write";
+    case OpType::kHugeWrite:
+      return "hugewrite";
+    case OpType::kMapWrite:
+      return "mapwrite";
+    case OpType::kRead:
+      return "read";
+    case OpType::kMapRead:
+      return "mapread";
+    case OpType::kTruncate:
+      return "truncate";
+    case OpType::kFsync:
+      return "fsync";
+    case OpType::kFdatasync:
+      return "fdatasync";
+    case OpType::kReopen:
+      return "reopen";
+    case OpType::kRemount:
+      return "remount";
   }
   return "?";
 }
@@ -187,10 +197,14 @@ enum class Fill : uint8_t { kRandom, kZero, kTensor, kRuns };
 
 const char* FillName(Fill f) {
   switch (f) {
-    case Fill::kRandom: return "random";
-    case Fill::kZero: return "zero";
-    case Fill::kTensor: return "tensor";
-    case Fill::kRuns: return "runs";
+    case Fill::kRandom:
+      return "random";
+    case Fill::kZero:
+      return "zero";
+    case Fill::kTensor:
+      return "tensor";
+    case Fill::kRuns:
+      return "runs";
   }
   return "?";
 }
@@ -206,8 +220,8 @@ struct OpRecord {
 };
 
 bool Modifies(const OpRecord& r) {
-  return r.type == OpType::kWrite || r.type == OpType::kHugeWrite ||
-         r.type == OpType::kMapWrite || r.type == OpType::kTruncate;
+  return r.type == OpType::kWrite || r.type == OpType::kHugeWrite || r.type == OpType::kMapWrite ||
+         r.type == OpType::kTruncate;
 }
 
 class Fsx {
@@ -265,8 +279,9 @@ void Fsx::Fail(const char* fmt, ...) {
   va_end(ap);
   fprintf(stderr, "\n");
   DumpTail();
-  fprintf(stderr, "reproduce: qatq-fsx --file %s --seed %" PRIu64 " --ops %" PRIu64
-                  " --maxlen %" PRIu64 " --maxop %" PRIu64 " --huge-max %" PRIu64 "%s%s\n",
+  fprintf(stderr,
+          "reproduce: qatq-fsx --file %s --seed %" PRIu64 " --ops %" PRIu64 " --maxlen %" PRIu64
+          " --maxop %" PRIu64 " --huge-max %" PRIu64 "%s%s\n",
           o_.file.c_str(), o_.seed, o_.ops, o_.maxlen, o_.maxop, o_.huge_max,
           o_.mmap_reads ? "" : " --no-mmap", o_.mmap_writes ? " --mapwrite" : "");
   exit(1);
@@ -277,18 +292,17 @@ void Fsx::DumpTail() {
   fprintf(stderr, "last %zu operations:\n", log_.size() - from);
   for (size_t i = from; i < log_.size(); ++i) {
     const OpRecord& r = log_[i];
-    fprintf(stderr,
-            "  %8" PRIu64 " %-9s off=0x%" PRIx64 " len=0x%" PRIx64 " size 0x%" PRIx64
-            " -> 0x%" PRIx64 "%s%s\n",
-            r.number, OpName(r.type), r.off, r.len, r.size_before, r.size_after,
-            (r.type == OpType::kWrite || r.type == OpType::kHugeWrite ||
-             r.type == OpType::kMapWrite)
-                ? " fill="
-                : "",
-            (r.type == OpType::kWrite || r.type == OpType::kHugeWrite ||
-             r.type == OpType::kMapWrite)
-                ? FillName(r.fill)
-                : "");
+    fprintf(
+        stderr,
+        "  %8" PRIu64 " %-9s off=0x%" PRIx64 " len=0x%" PRIx64 " size 0x%" PRIx64 " -> 0x%" PRIx64
+        "%s%s\n",
+        r.number, OpName(r.type), r.off, r.len, r.size_before, r.size_after,
+        (r.type == OpType::kWrite || r.type == OpType::kHugeWrite || r.type == OpType::kMapWrite)
+            ? " fill="
+            : "",
+        (r.type == OpType::kWrite || r.type == OpType::kHugeWrite || r.type == OpType::kMapWrite)
+            ? FillName(r.fill)
+            : "");
   }
 }
 
@@ -299,13 +313,11 @@ void Fsx::DumpTouching(uint64_t off) {
   for (size_t i = log_.size(); i-- > 0 && shown < 5;) {
     const OpRecord& r = log_[i];
     if (!Modifies(r)) continue;
-    bool touches = r.type == OpType::kTruncate
-                       ? (off >= std::min(r.size_before, r.size_after) &&
-                          off < std::max(r.size_before, r.size_after))
-                       : (off >= r.off && off < r.off + r.len);
+    bool touches = r.type == OpType::kTruncate ? (off >= std::min(r.size_before, r.size_after) &&
+                                                  off < std::max(r.size_before, r.size_after))
+                                               : (off >= r.off && off < r.off + r.len);
     if (!touches) continue;
-    fprintf(stderr, "  %8" PRIu64 " %-9s off=0x%" PRIx64 " len=0x%" PRIx64 " size->0x%" PRIx64
-                    "\n",
+    fprintf(stderr, "  %8" PRIu64 " %-9s off=0x%" PRIx64 " len=0x%" PRIx64 " size->0x%" PRIx64 "\n",
             r.number, OpName(r.type), r.off, r.len, r.size_after);
     ++shown;
   }
@@ -441,8 +453,9 @@ void Fsx::CheckRange(uint64_t off, const uint8_t* got, uint64_t got_len, uint64_
   }
   uint64_t bad = 0;
   for (uint64_t i = first; i < n; ++i) bad += got[i] != want_[i];
-  fprintf(stderr, "qatq-fsx: %s mismatch at offset 0x%" PRIx64 " (%" PRIu64
-                  " of %" PRIu64 " bytes differ from there)\n",
+  fprintf(stderr,
+          "qatq-fsx: %s mismatch at offset 0x%" PRIx64 " (%" PRIu64 " of %" PRIu64
+          " bytes differ from there)\n",
           how, off + first, bad, n - first);
   uint64_t from = first >= 8 ? first - 8 : 0, to = std::min(n, first + 24);
   fprintf(stderr, "  offset            expected got\n");
@@ -488,8 +501,8 @@ void Fsx::DoMapWrite(uint64_t off, uint64_t len) {
   FillBuffer(fill, opno_, buf_.data(), len);
   uint64_t start = off / page_size_ * page_size_;
   uint64_t map_len = off + len - start;
-  void* p = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
-                 static_cast<off_t>(start));
+  void* p =
+      mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, static_cast<off_t>(start));
   if (p == MAP_FAILED) Fail("mapwrite mmap: %s", strerror(errno));
   memcpy(static_cast<uint8_t*>(p) + (off - start), buf_.data(), len);
   if (msync(p, map_len, MS_SYNC) != 0) Fail("mapwrite msync: %s", strerror(errno));
@@ -505,8 +518,8 @@ void Fsx::DoRead(uint64_t off, uint64_t len) {
   while (done < len) {
     ssize_t r = pread(fd_, buf_.data() + done, len - done, static_cast<off_t>(off + done));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) Fail("read at 0x%" PRIx64 " len 0x%" PRIx64 ": %s", off + done, len - done,
-                    strerror(errno));
+    if (r < 0)
+      Fail("read at 0x%" PRIx64 " len 0x%" PRIx64 ": %s", off + done, len - done, strerror(errno));
     if (r == 0) break;
     done += static_cast<uint64_t>(r);
   }
@@ -628,8 +641,7 @@ void Fsx::Step(uint64_t n) {
   } else if (r < 750) {  // mmap read
     if (!o_.mmap_reads) return Step(n);
     uint64_t len = PickLen(std::min<uint64_t>(o_.maxlen, 2 * kMiB));
-    DoMapRead(size > 0 && size > o_.maxlen ? rng_.Below(o_.maxlen) : PickOffset(len, size),
-              len);
+    DoMapRead(size > 0 && size > o_.maxlen ? rng_.Below(o_.maxlen) : PickOffset(len, size), len);
   } else if (r < 880) {  // truncate: shrink or grow, often onto a boundary
     uint64_t to;
     if (size > o_.maxlen || rng_.OneIn(2)) {
@@ -704,11 +716,28 @@ bool ParseSize(const char* s, uint64_t* out) {
   if (errno != 0 || end == s) return false;
   uint64_t mult = 1;
   switch (*end) {
-    case 'k': case 'K': mult = kKiB; ++end; break;
-    case 'm': case 'M': mult = kMiB; ++end; break;
-    case 'g': case 'G': mult = kMiB * kKiB; ++end; break;
-    case 't': case 'T': mult = kMiB * kMiB; ++end; break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = kKiB;
+      ++end;
+      break;
+    case 'm':
+    case 'M':
+      mult = kMiB;
+      ++end;
+      break;
+    case 'g':
+    case 'G':
+      mult = kMiB * kKiB;
+      ++end;
+      break;
+    case 't':
+    case 'T':
+      mult = kMiB * kMiB;
+      ++end;
+      break;
+    default:
+      break;
   }
   if (*end != '\0') return false;
   *out = v * mult;
@@ -755,21 +784,36 @@ int main(int argc, char** argv) {
         exit(2);
       }
     };
-    if (a == "--file") o.file = value("--file");
-    else if (a == "--ops") size("--ops", &o.ops);
-    else if (a == "--seed") size("--seed", &o.seed);
-    else if (a == "--maxlen") size("--maxlen", &o.maxlen);
-    else if (a == "--maxop") size("--maxop", &o.maxop);
-    else if (a == "--huge-max") size("--huge-max", &o.huge_max);
-    else if (a == "--remount-every") size("--remount-every", &o.remount_every);
-    else if (a == "--remount-cmd") o.remount_cmd = value("--remount-cmd");
-    else if (a == "--no-mmap") o.mmap_reads = false;
-    else if (a == "--mapwrite") o.mmap_writes = true;
-    else if (a == "--log-tail") size("--log-tail", &o.log_tail);
-    else if (a == "--progress") size("--progress", &o.progress);
-    else if (a == "-v" || a == "--verbose") o.verbose = true;
-    else if (a == "--timing") o.timing = true;
-    else if (a == "--inject-corruption") size("--inject-corruption", &o.inject_corruption);
+    if (a == "--file")
+      o.file = value("--file");
+    else if (a == "--ops")
+      size("--ops", &o.ops);
+    else if (a == "--seed")
+      size("--seed", &o.seed);
+    else if (a == "--maxlen")
+      size("--maxlen", &o.maxlen);
+    else if (a == "--maxop")
+      size("--maxop", &o.maxop);
+    else if (a == "--huge-max")
+      size("--huge-max", &o.huge_max);
+    else if (a == "--remount-every")
+      size("--remount-every", &o.remount_every);
+    else if (a == "--remount-cmd")
+      o.remount_cmd = value("--remount-cmd");
+    else if (a == "--no-mmap")
+      o.mmap_reads = false;
+    else if (a == "--mapwrite")
+      o.mmap_writes = true;
+    else if (a == "--log-tail")
+      size("--log-tail", &o.log_tail);
+    else if (a == "--progress")
+      size("--progress", &o.progress);
+    else if (a == "-v" || a == "--verbose")
+      o.verbose = true;
+    else if (a == "--timing")
+      o.timing = true;
+    else if (a == "--inject-corruption")
+      size("--inject-corruption", &o.inject_corruption);
     else if (a == "-h" || a == "--help") {
       Usage();
       return 0;

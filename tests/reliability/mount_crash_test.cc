@@ -81,8 +81,8 @@ class Rng {
 
 // Identifies one version of one file; content is a function of it.
 uint64_t Key(int iter, int writer, const std::string& name, uint64_t ver) {
-  std::string s = std::to_string(iter) + "/" + std::to_string(writer) + "/" + name + "/" +
-                  std::to_string(ver);
+  std::string s =
+      std::to_string(iter) + "/" + std::to_string(writer) + "/" + name + "/" + std::to_string(ver);
   return Fnv1a(s.data(), s.size());
 }
 
@@ -155,8 +155,8 @@ bool WriteAll(int fd, const std::string& data, uint64_t off, Rng& rng) {
 // Runs until an operation fails (the daemon died) or it is killed. Every
 // state change is journaled before it starts ("B", "A", "R") and every
 // completion after it returned ("S", "C", "Y", "N", "D").
-[[noreturn]] void WriterMain(const fs::path& dir, const fs::path& journal, uint64_t seed,
-                             int iter, int writer) {
+[[noreturn]] void WriterMain(const fs::path& dir, const fs::path& journal, uint64_t seed, int iter,
+                             int writer) {
   Rng rng(seed);
   Journal j(journal);
   if (mkdir(dir.c_str(), 0755) != 0) _exit(0);
@@ -251,8 +251,8 @@ struct Version {
 
 struct WriterJournal {
   std::map<std::string, std::map<uint64_t, Version>> rewrites;  // v0..v3
-  std::map<std::string, std::map<uint64_t, Version>> renames;    // r0, r1
-  std::vector<std::pair<uint64_t, uint64_t>> appends;            // (off, len)
+  std::map<std::string, std::map<uint64_t, Version>> renames;   // r0, r1
+  std::vector<std::pair<uint64_t, uint64_t>> appends;           // (off, len)
   uint64_t synced_append = 0;
   std::vector<std::string> unlinked;  // orphans whose unlink returned
 };
@@ -319,11 +319,13 @@ class Verifier {
   Verifier(int iter, CrashStats* stats, std::string* failures)
       : iter_(iter), stats_(stats), failures_(failures) {}
 
-  void Fail(const std::string& what) { *failures_ += "iteration " + std::to_string(iter_) +
-                                                     ": " + what + "\n"; }
+  void Fail(const std::string& what) {
+    *failures_ += "iteration " + std::to_string(iter_) + ": " + what + "\n";
+  }
 
   void CheckWriter(int writer, const fs::path& dir, const WriterJournal& j) {
-    for (const auto& [name, versions] : j.rewrites) CheckRewrite(writer, dir / name, name, versions);
+    for (const auto& [name, versions] : j.rewrites)
+      CheckRewrite(writer, dir / name, name, versions);
     for (const auto& [name, versions] : j.renames) CheckRename(writer, dir, name, versions);
     CheckAppend(writer, dir / "log", j);
     // An unlink is a metadata commit: it should survive, but without a
@@ -474,10 +476,9 @@ class Verifier {
       uint64_t bad = 0;
       for (size_t i = first; i < got.size(); ++i) bad += got[i] != want[i];
       if (first < j.synced_append) stats_->lost_fsynced_bytes += j.synced_append - first;
-      return Fail(path.string() + ": appended bytes differ from offset " +
-                  std::to_string(first) + " (" + std::to_string(bad) + " bytes; " +
-                  std::to_string(j.synced_append) + " fsync'ed, size " +
-                  std::to_string(got.size()) + ")");
+      return Fail(path.string() + ": appended bytes differ from offset " + std::to_string(first) +
+                  " (" + std::to_string(bad) + " bytes; " + std::to_string(j.synced_append) +
+                  " fsync'ed, size " + std::to_string(got.size()) + ")");
     }
     stats_->unsynced_append_bytes_lost += want.size() - got.size();
     ++(got.size() == want.size() ? stats_->exact_latest : stats_->exact_earlier);
@@ -497,8 +498,7 @@ std::map<std::string, std::pair<uint64_t, uint64_t>> Digest(const fs::path& dir)
     if (!it->is_regular_file()) continue;
     std::string data;
     ReadWholeFile(it->path(), &data);
-    out[fs::relative(it->path(), dir).string()] = {data.size(),
-                                                   Fnv1a(data.data(), data.size())};
+    out[fs::relative(it->path(), dir).string()] = {data.size(), Fnv1a(data.data(), data.size())};
   }
   return out;
 }
@@ -541,7 +541,7 @@ std::string Summary(const CrashStats& s) {
     << " empty_or_absent=" << s.empty_or_absent << " torn_in_flight=" << s.torn_in_flight
     << " lost_fsynced_bytes=" << s.lost_fsynced_bytes
     << " unsynced_append_bytes_lost=" << s.unsynced_append_bytes_lost
- << " closed_but_earlier=" << s.closed_but_earlier
+    << " closed_but_earlier=" << s.closed_but_earlier
     << " resurrected_unlinks=" << s.resurrected_unlinks
     << " MiB_checked=" << (s.bytes_checked >> 20) << " fsck_runs=" << s.fsck_runs
     << " fsck_orphan_objects=" << s.fsck_orphan_objects;
@@ -645,8 +645,8 @@ TEST(MountCrash, SigkillDuringWritesKeepsFsyncedDataAndCompleteVersions) {
       EXPECT_EQ(orphans, 0u) << "orphan objects left after repair:\n" << out;
     }
   }
-  std::cout << "crash summary (seed " << seed << ", " << writers
-            << " writers): " << Summary(stats) << "\n";
+  std::cout << "crash summary (seed " << seed << ", " << writers << " writers): " << Summary(stats)
+            << "\n";
   EXPECT_EQ(stats.lost_fsynced_bytes, 0u);
 }
 
@@ -665,8 +665,7 @@ TEST(MountCrash, SigtermWithFileHeldOpenCommitsEverythingWritten) {
   ASSERT_GE(fd, 0) << strerror(errno);
   ASSERT_EQ(pwrite(fd, held.data(), held.size(), 0), static_cast<ssize_t>(held.size()));
   std::string patch = RandomBytes(300000, 2);
-  ASSERT_EQ(pwrite(fd, patch.data(), patch.size(), 1000000),
-            static_cast<ssize_t>(patch.size()));
+  ASSERT_EQ(pwrite(fd, patch.data(), patch.size(), 1000000), static_cast<ssize_t>(patch.size()));
   held.replace(1000000, patch.size(), patch);
   ASSERT_EQ(ftruncate(fd, 4200000), 0);
   held.resize(4200000);
@@ -681,10 +680,10 @@ TEST(MountCrash, SigtermWithFileHeldOpenCommitsEverythingWritten) {
 
   m.Signal(SIGTERM);
   int status;
-  ASSERT_TRUE(m.WaitDaemon(120000, &status)) << "daemon did not exit on SIGTERM\n"
-                                             << m.LogTail();
+  ASSERT_TRUE(m.WaitDaemon(120000, &status)) << "daemon did not exit on SIGTERM\n" << m.LogTail();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "daemon " << DescribeStatus(status) << " on SIGTERM\n" << m.LogTail();
+      << "daemon " << DescribeStatus(status) << " on SIGTERM\n"
+      << m.LogTail();
   close(fd);
   close(rfd);
   ASSERT_TRUE(m.CleanDeadMount(&err)) << err;

@@ -39,7 +39,7 @@ int RunFsx(const std::vector<std::string>& args, std::string* out, int timeout_m
   return RunWithTimeout(argv, timeout_ms, out);
 }
 
-#define REQUIRE_FSX()                                                           \
+#define REQUIRE_FSX() \
   if (access(Fsx().c_str(), X_OK) != 0) GTEST_SKIP() << "qatq-fsx not built"
 
 TEST(FsxSelfTest, PassesOnLocalDirectory) {
@@ -86,10 +86,10 @@ TEST(FsxSelfTest, RemountCommandRunsBetweenOperations) {
   TempDir tmp;
   fs::path marker = tmp.path() / "remounts";
   std::string out;
-  int rc = RunFsx({"--file", (tmp.path() / "f").string(), "--ops", "1000", "--maxlen", "1M",
-                   "--remount-every", "250", "--remount-cmd",
-                   "echo x >> '" + marker.string() + "'"},
-                  &out);
+  int rc =
+      RunFsx({"--file", (tmp.path() / "f").string(), "--ops", "1000", "--maxlen", "1M",
+              "--remount-every", "250", "--remount-cmd", "echo x >> '" + marker.string() + "'"},
+             &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(ReadFileOrDie(marker), "x\nx\nx\nx\n");
   rc = RunFsx({"--file", (tmp.path() / "g").string(), "--ops", "100", "--remount-every", "50",
@@ -108,8 +108,7 @@ TEST(MountFsx, RandomOperationsWithRemountsMatchModel) {
   const uint64_t ops = EnvOr("QATQ_FSX_OPS", 100000);
   const uint64_t seed = EnvOr("QATQ_FSX_SEED", 20261204);
   const uint64_t remounts = EnvOr("QATQ_FSX_REMOUNTS", 4);
-  const std::string maxlen = std::getenv("QATQ_FSX_MAXLEN") ? std::getenv("QATQ_FSX_MAXLEN")
-                                                            : "8M";
+  const std::string maxlen = std::getenv("QATQ_FSX_MAXLEN") ? std::getenv("QATQ_FSX_MAXLEN") : "8M";
   const int timeout_ms = static_cast<int>(EnvOr("QATQ_FSX_TIMEOUT_S", 480) * 1000);
 
   QatqfsMount m;
@@ -148,15 +147,16 @@ TEST(MountFsx, RandomOperationsWithRemountsMatchModel) {
   ReadWholeFile(log, &fsx_out);
   if (fsx_out.size() > 12000) fsx_out = "..." + fsx_out.substr(fsx_out.size() - 12000);
   ASSERT_TRUE(exited) << "qatq-fsx did not finish within " << timeout_ms << " ms (hang?)\n"
-                      << fsx_out << "\ndaemon log:\n" << m.LogTail();
+                      << fsx_out << "\ndaemon log:\n"
+                      << m.LogTail();
   EXPECT_TRUE(err.empty()) << err;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "qatq-fsx: " << DescribeStatus(status) << "\n" << fsx_out << "\ndaemon log:\n"
+      << "qatq-fsx: " << DescribeStatus(status) << "\n"
+      << fsx_out << "\ndaemon log:\n"
       << m.LogTail();
   EXPECT_EQ(served, static_cast<int>(remounts));
-  std::cout << fsx_out.substr(fsx_out.rfind("qatq-fsx:") == std::string::npos
-                                  ? 0
-                                  : fsx_out.rfind("qatq-fsx:"))
+  std::cout << fsx_out.substr(
+                   fsx_out.rfind("qatq-fsx:") == std::string::npos ? 0 : fsx_out.rfind("qatq-fsx:"))
             << " (" << served << " remounts)\n";
   // The file's chunks are all released when it is deleted.
   ASSERT_EQ(unlink((m.mnt() / "fsx.bin").c_str()), 0) << strerror(errno);

@@ -207,8 +207,8 @@ bool ReadWholeFile(const fs::path& p, std::string* out) {
 
 int64_t StoreStat(const fs::path& store, const std::string& field, std::string* err) {
   std::string out;
-  int rc = RunWithTimeout({ToolPath("qatqfs").string(), "stats", store.string(), "--json"},
-                          120000, &out);
+  int rc = RunWithTimeout({ToolPath("qatqfs").string(), "stats", store.string(), "--json"}, 120000,
+                          &out);
   size_t at = out.find("\"" + field + "\":");
   if (rc != 0 || at == std::string::npos) {
     *err = "qatqfs stats --json (exit " + std::to_string(rc) + "): " + out;
@@ -248,8 +248,7 @@ QatqfsMount::~QatqfsMount() {
   if (dir_.empty()) return;
   if (IsMountPoint(mnt_)) {
     // Never recurse into a live mount; leave the directory for inspection.
-    fprintf(stderr, "QatqfsMount: %s is still mounted; leaving %s\n", mnt_.c_str(),
-            dir_.c_str());
+    fprintf(stderr, "QatqfsMount: %s is still mounted; leaving %s\n", mnt_.c_str(), dir_.c_str());
     return;
   }
   if (std::getenv("QATQ_KEEP_MOUNT_DIR")) {
@@ -272,14 +271,13 @@ bool QatqfsMount::Mkfs(const std::vector<std::string>& extra, std::string* err) 
   return true;
 }
 
-bool QatqfsMount::Mount(std::string* err, const std::vector<std::string>& extra,
-                        int timeout_ms) {
+bool QatqfsMount::Mount(std::string* err, const std::vector<std::string>& extra, int timeout_ms) {
   if (pid_ > 0) {
     *err = "Mount: a daemon is already running";
     return false;
   }
-  std::vector<std::string> argv = {ToolPath("qatqfs").string(), store_.string(),
-                                   mnt_.string(), "-f"};
+  std::vector<std::string> argv = {ToolPath("qatqfs").string(), store_.string(), mnt_.string(),
+                                   "-f"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd >= 0) dprintf(fd, "=== mount %s\n", mnt_.c_str());
@@ -328,8 +326,8 @@ bool QatqfsMount::Unmount(std::string* err, int timeout_ms) {
   }
   int status;
   if (!WaitDaemon(timeout_ms, &status)) {
-    *err = "daemon did not exit within " + std::to_string(timeout_ms) +
-           " ms after unmount:\n" + LogTail();
+    *err = "daemon did not exit within " + std::to_string(timeout_ms) + " ms after unmount:\n" +
+           LogTail();
     ForceCleanup();
     return false;
   }
@@ -411,8 +409,7 @@ std::string RemountServer::Command() const {
          "' && [ \"$r\" = ok ]";
 }
 
-bool RemountServer::Serve(pid_t pid, int timeout_ms, int* status, int* remounts,
-                          std::string* err) {
+bool RemountServer::Serve(pid_t pid, int timeout_ms, int* status, int* remounts, std::string* err) {
   auto start = Clock::now();
   std::string pending;
   while (MsSince(start) < timeout_ms) {

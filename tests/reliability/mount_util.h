@@ -31,9 +31,9 @@ std::filesystem::path ToolPath(const std::string& name);
 std::string MountSkipReason();
 
 // Skips the current test with the reason when mount tests cannot run.
-#define QATQ_REQUIRE_MOUNT()                                    \
-  do {                                                          \
-    std::string _why = ::qatq::test::MountSkipReason();         \
+#define QATQ_REQUIRE_MOUNT()                                           \
+  do {                                                                 \
+    std::string _why = ::qatq::test::MountSkipReason();                \
     if (!_why.empty()) GTEST_SKIP() << "mount test skipped: " << _why; \
   } while (0)
 
@@ -80,8 +80,7 @@ class QatqfsMount {
   // Starts `qatqfs STORE MNT -f extra...` and waits until the mount shows
   // in /proc/self/mountinfo. Fails if the daemon exits first or after
   // timeout_ms. REQUIRES: not mounted by us.
-  bool Mount(std::string* err, const std::vector<std::string>& extra = {},
-             int timeout_ms = 30000);
+  bool Mount(std::string* err, const std::vector<std::string>& extra = {}, int timeout_ms = 30000);
   // Clean unmount: fusermount3 -u, then waits for the daemon to commit and
   // exit. Fails unless the daemon exits with status 0.
   bool Unmount(std::string* err, int timeout_ms = 120000);
@@ -131,8 +130,7 @@ class RemountServer {
 // `qatqfs stats STORE --json` of an unmounted store: the value of the
 // integer field `field` (e.g. "chunk_refs", "unique_chunks"), or -1 (with
 // *err set) when the command fails or the field is missing.
-int64_t StoreStat(const std::filesystem::path& store, const std::string& field,
-                  std::string* err);
+int64_t StoreStat(const std::filesystem::path& store, const std::string& field, std::string* err);
 
 // Starts `argv` with stdout and stderr appended to `log`; returns its pid.
 pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log);
