@@ -70,6 +70,33 @@ std::string UnescapeMountinfo(const std::string& s) {
   _exit(127);
 }
 
+// Processes with a descriptor, cwd or root under `dir` (for EBUSY).
+std::string HoldersOf(const fs::path& dir) {
+  std::string out;
+  std::error_code ec;
+  const std::string prefix = dir.string();
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::string pid = proc.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::vector<fs::path> links = {proc.path() / "cwd", proc.path() / "root"};
+    std::error_code e2;
+    for (const auto& fd : fs::directory_iterator(proc.path() / "fd", e2))
+      links.push_back(fd.path());
+    for (const auto& l : links) {
+      std::error_code e3;
+      std::string target = fs::read_symlink(l, e3).string();
+      if (!e3 && target.rfind(prefix, 0) == 0) {
+        std::string comm;
+        ReadWholeFile(proc.path() / "comm", &comm);
+        out += "\n  held by pid " + pid + " (" + comm.substr(0, comm.find('\n')) +
+               "): " + l.filename().string() + " -> " + target;
+        break;
+      }
+    }
+  }
+  return out.empty() ? "\n  (no process holds it now)" : out;
+}
+
 }  // namespace
 
 fs::path ToolPath(const std::string& name) {
@@ -318,9 +345,17 @@ bool QatqfsMount::Unmount(std::string* err, int timeout_ms) {
     return false;
   }
   std::string out;
-  int rc = RunWithTimeout({"fusermount3", "-u", mnt_.string()}, 60000, &out);
+  int rc = 0;
+  // EBUSY can be transient (a process of someone else's scanning the tree,
+  // a just-killed process whose files are still being closed): retry for a
+  // few seconds, then name the holders.
+  for (int attempt = 0; attempt < 25; ++attempt) {
+    rc = RunWithTimeout({"fusermount3", "-u", mnt_.string()}, 60000, &out);
+    if (rc == 0 || out.find("busy") == std::string::npos) break;
+    SleepMs(200);
+  }
   if (rc != 0) {
-    *err = "fusermount3 -u failed (" + std::to_string(rc) + "): " + out;
+    *err = "fusermount3 -u failed (" + std::to_string(rc) + "): " + out + HoldersOf(mnt_);
     ForceCleanup();
     return false;
   }
