@@ -524,20 +524,29 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       payload.swap(alt);
     }
   }
-  // Repetitive streams (periodic or repeated tensors): a zstd -1 probe on a
-  // 4 KiB prefix against that prefix's order-0 entropy decides whether a
-  // zstd pass over the whole stream is worth its time.
-  constexpr size_t kProbe = 4096;
+  // Repetitive streams (periodic or repeated tensors, KV caches): a zstd -1
+  // probe on the middle 16 KiB against their order-0 entropy decides whether
+  // a zstd pass over the whole stream is worth its time.
+  constexpr size_t kProbe = 16384;
   if (choice.automatic && choice.lz_probe && s.size() >= 2 * kProbe &&
       coder != StreamCoder::kConstant) {
-    uint32_t ph[256];
-    ByteHistogram(s.substr(0, kProbe), ph);
-    const double prefix_bytes = EntropyBits(ph, kProbe) / 8;
-    thread_local std::string probe;
-    QATQ_RETURN_IF_ERROR(ZstdEncode(s.substr(0, kProbe), 1, &probe));
-    if (probe.size() < 0.8 * prefix_bytes) {
+    // Two probes: a 4 KiB prefix (strongly repetitive streams) and the
+    // middle 16 KiB (repeats at longer distances).
+    auto lz_wins = [&](std::string_view part, double threshold, bool* wins) {
+      uint32_t ph[256];
+      ByteHistogram(part, ph);
+      const double entropy_bytes = EntropyBits(ph, part.size()) / 8;
+      thread_local std::string probe;
+      QATQ_RETURN_IF_ERROR(ZstdEncode(part, 1, &probe));
+      *wins = probe.size() < threshold * entropy_bytes;
+      return Status::OK();
+    };
+    bool wins = false;
+    QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
+    if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 0.97, &wins));
+    if (wins) {
       thread_local std::string z;
-      QATQ_RETURN_IF_ERROR(ZstdEncode(s, 3, &z));
+      QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z));
       const size_t current = coder == StreamCoder::kRaw ? s.size() : payload.size();
       if (z.size() < current) {
         coder = StreamCoder::kZstd;
@@ -1093,6 +1102,7 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     StreamChoice automatic;
     automatic.automatic = true;
     automatic.lz_probe = options.effort >= 4;
+    automatic.zstd_level = options.effort >= 7 ? 9 : 3;
     plan.streams.assign(width, automatic);
     Candidate c;
     if (dtype != DType::kBytes) c = ChooseTransform(dtype, raw, options);
