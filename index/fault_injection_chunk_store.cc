@@ -8,13 +8,20 @@ namespace qatq {
 namespace {
 const char* OpName(ChunkStoreOp op) {
   switch (op) {
-    case ChunkStoreOp::kPut: return "Put";
-    case ChunkStoreOp::kGet: return "Get";
-    case ChunkStoreOp::kSync: return "Sync";
-    case ChunkStoreOp::kExists: return "Exists";
-    case ChunkStoreOp::kDelete: return "Delete";
-    case ChunkStoreOp::kForEach: return "ForEach";
-    case ChunkStoreOp::kCapacity: return "Capacity";
+    case ChunkStoreOp::kPut:
+      return "Put";
+    case ChunkStoreOp::kGet:
+      return "Get";
+    case ChunkStoreOp::kSync:
+      return "Sync";
+    case ChunkStoreOp::kExists:
+      return "Exists";
+    case ChunkStoreOp::kDelete:
+      return "Delete";
+    case ChunkStoreOp::kForEach:
+      return "ForEach";
+    case ChunkStoreOp::kCapacity:
+      return "Capacity";
   }
   return "?";
 }
@@ -65,8 +72,8 @@ Status FaultInjectionChunkStore::Check(ChunkStoreOp op) {
   }
   if (!fail) return Status::OK();
   ++injected_[i];
-  return Status::IOError(std::string("injected ") + OpName(op) + " failure: " + std::strerror(r.err),
-                         r.err);
+  return Status::IOError(
+      std::string("injected ") + OpName(op) + " failure: " + std::strerror(r.err), r.err);
 }
 
 Status FaultInjectionChunkStore::Put(const ChunkId& id, std::string_view record) {

@@ -72,10 +72,10 @@ class FaultInjectionChunkStore final : public ChunkStore {
   std::unique_ptr<ChunkStore> owned_;
   ChunkStore* const base_;
   mutable std::mutex mu_;
-  Rule rules_[kNumChunkStoreOps];                // GUARDED_BY(mu_)
-  uint64_t calls_[kNumChunkStoreOps] = {};       // GUARDED_BY(mu_)
-  uint64_t injected_[kNumChunkStoreOps] = {};    // GUARDED_BY(mu_)
-  std::set<ChunkId> unsynced_;                   // GUARDED_BY(mu_)
+  Rule rules_[kNumChunkStoreOps];              // GUARDED_BY(mu_)
+  uint64_t calls_[kNumChunkStoreOps] = {};     // GUARDED_BY(mu_)
+  uint64_t injected_[kNumChunkStoreOps] = {};  // GUARDED_BY(mu_)
+  std::set<ChunkId> unsynced_;                 // GUARDED_BY(mu_)
 };
 
 }  // namespace qatq

@@ -69,7 +69,8 @@ Status MakeDir(const std::string& path, mode_t mode, bool* created) {
   if (errno != EEXIST) return Status::FromErrno("mkdir " + path);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("stat " + path);
-  if (!S_ISDIR(st.st_mode)) return Status::IOError(path + " exists and is not a directory", ENOTDIR);
+  if (!S_ISDIR(st.st_mode))
+    return Status::IOError(path + " exists and is not a directory", ENOTDIR);
   return Status::OK();
 }
 

@@ -14,24 +14,42 @@ namespace qatq {
 
 const char* FsckProblemName(FsckProblemKind kind) {
   switch (kind) {
-    case FsckProblemKind::kCorruptEntry: return "corrupt-entry";
-    case FsckProblemKind::kMissingRoot: return "missing-root";
-    case FsckProblemKind::kDanglingDirEntry: return "dangling-dentry";
-    case FsckProblemKind::kDirEntryInBadParent: return "dentry-in-bad-parent";
-    case FsckProblemKind::kDirEntryTypeMismatch: return "dentry-type-mismatch";
-    case FsckProblemKind::kWrongNlink: return "wrong-nlink";
-    case FsckProblemKind::kUnreachableInode: return "unreachable-inode";
-    case FsckProblemKind::kMultiplyLinkedDir: return "multiply-linked-dir";
-    case FsckProblemKind::kBadOrphan: return "bad-orphan";
-    case FsckProblemKind::kDanglingXattr: return "dangling-xattr";
-    case FsckProblemKind::kDanglingChunkMap: return "dangling-chunk-map";
-    case FsckProblemKind::kChunkBeyondEof: return "chunk-beyond-eof";
-    case FsckProblemKind::kBadChunkLength: return "bad-chunk-length";
-    case FsckProblemKind::kWrongRefcount: return "wrong-refcount";
-    case FsckProblemKind::kMissingObject: return "missing-object";
-    case FsckProblemKind::kCorruptObject: return "corrupt-object";
-    case FsckProblemKind::kOrphanObject: return "orphan-object";
-    case FsckProblemKind::kLastInodeTooLow: return "last-inode-too-low";
+    case FsckProblemKind::kCorruptEntry:
+      return "corrupt-entry";
+    case FsckProblemKind::kMissingRoot:
+      return "missing-root";
+    case FsckProblemKind::kDanglingDirEntry:
+      return "dangling-dentry";
+    case FsckProblemKind::kDirEntryInBadParent:
+      return "dentry-in-bad-parent";
+    case FsckProblemKind::kDirEntryTypeMismatch:
+      return "dentry-type-mismatch";
+    case FsckProblemKind::kWrongNlink:
+      return "wrong-nlink";
+    case FsckProblemKind::kUnreachableInode:
+      return "unreachable-inode";
+    case FsckProblemKind::kMultiplyLinkedDir:
+      return "multiply-linked-dir";
+    case FsckProblemKind::kBadOrphan:
+      return "bad-orphan";
+    case FsckProblemKind::kDanglingXattr:
+      return "dangling-xattr";
+    case FsckProblemKind::kDanglingChunkMap:
+      return "dangling-chunk-map";
+    case FsckProblemKind::kChunkBeyondEof:
+      return "chunk-beyond-eof";
+    case FsckProblemKind::kBadChunkLength:
+      return "bad-chunk-length";
+    case FsckProblemKind::kWrongRefcount:
+      return "wrong-refcount";
+    case FsckProblemKind::kMissingObject:
+      return "missing-object";
+    case FsckProblemKind::kCorruptObject:
+      return "corrupt-object";
+    case FsckProblemKind::kOrphanObject:
+      return "orphan-object";
+    case FsckProblemKind::kLastInodeTooLow:
+      return "last-inode-too-low";
   }
   return "unknown";
 }
@@ -51,8 +69,8 @@ std::string FsckReport::Summary() const {
     s += "... and " + std::to_string(problem_count - problems.size()) + " more problems\n";
   }
   for (const DamagedFile& f : damaged_files) {
-    s += "unrecoverable " + f.path + " (inode " + std::to_string(f.ino) + "): " +
-         std::to_string(f.bad_chunks) + " chunks missing or corrupt\n";
+    s += "unrecoverable " + f.path + " (inode " + std::to_string(f.ino) +
+         "): " + std::to_string(f.bad_chunks) + " chunks missing or corrupt\n";
   }
   if (clean()) {
     s += "clean\n";
@@ -152,13 +170,27 @@ class Checker {
         return Status::OK();
       }
       switch (key[0]) {
-        case kDirEntryPrefix: ScanDirEntry(key, value); break;
-        case kInodePrefix: ScanInode(key, value); break;
-        case kChunkMapPrefix: ScanChunkRef(key, value); break;
-        case kLastInodePrefix: ScanLastInode(key, value); break;
-        case kOrphanPrefix: ScanOrphan(key, value); break;
-        case kRefcountPrefix: ScanRefcount(key, value); break;
-        case kXattrPrefix: ScanXattr(key, value); break;
+        case kDirEntryPrefix:
+          ScanDirEntry(key, value);
+          break;
+        case kInodePrefix:
+          ScanInode(key, value);
+          break;
+        case kChunkMapPrefix:
+          ScanChunkRef(key, value);
+          break;
+        case kLastInodePrefix:
+          ScanLastInode(key, value);
+          break;
+        case kOrphanPrefix:
+          ScanOrphan(key, value);
+          break;
+        case kRefcountPrefix:
+          ScanRefcount(key, value);
+          break;
+        case kXattrPrefix:
+          ScanXattr(key, value);
+          break;
         case kSuperblockPrefix: {
           Superblock sb;
           Status d = key.size() == 1 ? DecodeSuperblock(value, &sb)
@@ -168,7 +200,8 @@ class Checker {
           break;
         }
         default:
-          Problem(FsckProblemKind::kCorruptEntry, 0, "unknown key kind: " + DescribeKey(key), false);
+          Problem(FsckProblemKind::kCorruptEntry, 0, "unknown key kind: " + DescribeKey(key),
+                  false);
       }
       return Status::OK();
     });
@@ -248,7 +281,8 @@ class Checker {
     const InodeAttr& a = it->second.attr;
     if (!unreadable_.count(ino)) {
       if (a.chunk_bytes == 0) {
-        Problem(FsckProblemKind::kBadChunkLength, ino, where + ": the file has chunk size 0", false);
+        Problem(FsckProblemKind::kBadChunkLength, ino, where + ": the file has chunk size 0",
+                false);
       } else {
         uint64_t nchunks = a.size / a.chunk_bytes + (a.size % a.chunk_bytes != 0);
         if (index >= nchunks) {

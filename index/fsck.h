@@ -85,8 +85,8 @@ const char* FsckProblemName(FsckProblemKind kind);
 
 struct FsckProblem {
   FsckProblemKind kind;
-  InodeId ino = 0;        // when the problem concerns one inode
-  std::string detail;     // human-readable, names keys/paths/ids
+  InodeId ino = 0;     // when the problem concerns one inode
+  std::string detail;  // human-readable, names keys/paths/ids
   bool repaired = false;
 };
 
@@ -97,11 +97,11 @@ struct FsckReport {
   uint64_t regular_files = 0;
   uint64_t dir_entries = 0;
   uint64_t chunk_refs = 0;
-  uint64_t objects = 0;          // objects in the chunk store
+  uint64_t objects = 0;  // objects in the chunk store
   uint64_t object_bytes = 0;
   uint64_t objects_verified = 0;
 
-  uint64_t problem_count = 0;    // all problems, also those not kept below
+  uint64_t problem_count = 0;  // all problems, also those not kept below
   uint64_t repaired_count = 0;
   std::vector<FsckProblem> problems;
 

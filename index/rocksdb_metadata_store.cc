@@ -12,9 +12,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <mutex>
 #include <shared_mutex>
-#include <cstdarg>
 #include <string_view>
 
 #include "index/keys.h"
@@ -101,8 +101,11 @@ class RocksDbMetadataStore final : public MetadataStore {
  public:
   RocksDbMetadataStore(std::unique_ptr<rocksdb::DB> db, std::string dir,
                        const MetadataStoreOptions& options, rocksdb::Env* env)
-      : db_(std::move(db)), read_only_(options.read_only), dir_(std::move(dir)),
-        options_(options), env_(env) {
+      : db_(std::move(db)),
+        read_only_(options.read_only),
+        dir_(std::move(dir)),
+        options_(options),
+        env_(env) {
     options_.create_if_missing = false;
   }
 
@@ -356,16 +359,17 @@ class RocksDbMetadataStore final : public MetadataStore {
     rocksdb::Status s = OpenDb(dir_, options_, env_, &db_);
     if (!s.ok()) {
       db_.reset();
-      return Status::IOError("metadata index could not be reopened after a failed write: " +
-                                 s.ToString(),
-                             last_write_errno_.load());
+      return Status::IOError(
+          "metadata index could not be reopened after a failed write: " + s.ToString(),
+          last_write_errno_.load());
     }
     failed_.store(false);
     return Status::OK();
   }
 
   Status Closed() const {
-    return Status::IOError("metadata index is closed after a failed write", last_write_errno_.load());
+    return Status::IOError("metadata index is closed after a failed write",
+                           last_write_errno_.load());
   }
 
   Status GetRaw(const std::string& key, std::string* value) {

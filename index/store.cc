@@ -70,8 +70,8 @@ std::string NewUuid() {
   if (got < sizeof b) {
     // No entropy source: a time-based id is still unique enough to tell
     // stores apart, which is all the uuid is for.
-    uint64_t t = static_cast<uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count() ^ ::getpid());
+    uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count() ^
+                                       ::getpid());
     for (int i = 0; i < 8; ++i) b[i] ^= static_cast<uint8_t>(t >> (8 * i));
   }
   b[6] = (b[6] & 0x0f) | 0x40;  // version 4
@@ -95,7 +95,8 @@ Status PrepareEmptyDir(const std::string& path) {
     if (errno != EEXIST) return Status::FromErrno("mkdir " + path);
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("stat " + path);
-    if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " exists and is not a directory");
+    if (!S_ISDIR(st.st_mode))
+      return Status::InvalidArgument(path + " exists and is not a directory");
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) return Status::FromErrno("opendir " + path);
     bool empty = true;
@@ -117,10 +118,9 @@ Status PrepareEmptyDir(const std::string& path) {
 
 Status CheckChunkBytes(uint32_t chunk_bytes) {
   if (chunk_bytes < kMinChunkBytes || chunk_bytes > kMaxChunkBytes || chunk_bytes % 4 != 0) {
-    return Status::InvalidArgument("chunk size " + std::to_string(chunk_bytes) +
-                                   " must be a multiple of 4 between " +
-                                   std::to_string(kMinChunkBytes) + " and " +
-                                   std::to_string(kMaxChunkBytes) + " bytes");
+    return Status::InvalidArgument(
+        "chunk size " + std::to_string(chunk_bytes) + " must be a multiple of 4 between " +
+        std::to_string(kMinChunkBytes) + " and " + std::to_string(kMaxChunkBytes) + " bytes");
   }
   return Status::OK();
 }
@@ -128,7 +128,9 @@ Status CheckChunkBytes(uint32_t chunk_bytes) {
 class StoreImpl final : public Store {
  public:
   StoreImpl(std::string path, const StoreOptions& options, int lock_fd)
-      : path_(std::move(path)), read_only_(options.read_only), lock_fd_(lock_fd),
+      : path_(std::move(path)),
+        read_only_(options.read_only),
+        lock_fd_(lock_fd),
         wrap_chunks_(options.wrap_chunks) {}
 
   ~StoreImpl() override {

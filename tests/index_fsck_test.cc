@@ -1,10 +1,9 @@
-#include "index/fsck.h"
-
 #include <sys/stat.h>
 
 #include <filesystem>
 
 #include "codec/chunk_record.h"
+#include "index/fsck.h"
 #include "index/keys.h"
 #include "tests/testutil.h"
 

@@ -1,5 +1,3 @@
-#include "index/keys.h"
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -8,6 +6,7 @@
 #include <vector>
 
 #include "codec/chunk_record.h"
+#include "index/keys.h"
 #include "tests/testutil.h"
 
 namespace qatq {
@@ -49,8 +48,8 @@ void ExpectSameInode(const InodeAttr& a, const InodeAttr& b) {
 }
 
 TEST(IndexKeys, InodeKeysSortInNumericOrder) {
-  std::vector<uint64_t> ids = {0, 1, 2, 255, 256, 65535, 65536, 1ULL << 32, (1ULL << 56) + 1,
-                               UINT64_MAX - 1, UINT64_MAX};
+  std::vector<uint64_t> ids = {
+      0, 1, 2, 255, 256, 65535, 65536, 1ULL << 32, (1ULL << 56) + 1, UINT64_MAX - 1, UINT64_MAX};
   std::mt19937_64 rng(7);
   for (int i = 0; i < 200; ++i) ids.push_back(rng());
   std::vector<std::string> keys;

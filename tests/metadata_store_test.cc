@@ -125,15 +125,17 @@ TEST_F(MetadataStoreTest, MissingKeysAreNotFoundOrZero) {
 }
 
 TEST_F(MetadataStoreTest, CommittedBatchIsVisible) {
-  ASSERT_OK(Commit([&](MetaBatch* b) {
-    EXPECT_TRUE(b->empty());
-    b->PutInode(File(5, 10));
-    b->PutDirEntry(1, DirEntry{"f", 5, S_IFREG});
-    b->PutXattr(5, "user.qatq.dtype", "bf16");
-    b->PutLastInode(5);
-    b->SetChunkRefcount(ChunkId::OfRaw("a"), 3);
-    EXPECT_FALSE(b->empty());
-  }, /*sync=*/true));
+  ASSERT_OK(Commit(
+      [&](MetaBatch* b) {
+        EXPECT_TRUE(b->empty());
+        b->PutInode(File(5, 10));
+        b->PutDirEntry(1, DirEntry{"f", 5, S_IFREG});
+        b->PutXattr(5, "user.qatq.dtype", "bf16");
+        b->PutLastInode(5);
+        b->SetChunkRefcount(ChunkId::OfRaw("a"), 3);
+        EXPECT_FALSE(b->empty());
+      },
+      /*sync=*/true));
   InodeAttr a;
   ASSERT_OK(db_->GetInode(5, &a));
   EXPECT_EQ(a.size, 10u);
@@ -290,11 +292,13 @@ TEST_F(MetadataStoreTest, ReopenKeepsCommittedData) {
   Superblock sb;
   sb.default_chunk_bytes = 1 << 20;
   sb.uuid = "u-1";
-  ASSERT_OK(Commit([&](MetaBatch* b) {
-    b->PutSuperblock(sb);
-    b->PutInode(File(9, 77));
-    b->PutChunkRef(9, 0, Ref("zero"));
-  }, /*sync=*/true));
+  ASSERT_OK(Commit(
+      [&](MetaBatch* b) {
+        b->PutSuperblock(sb);
+        b->PutInode(File(9, 77));
+        b->PutChunkRef(9, 0, Ref("zero"));
+      },
+      /*sync=*/true));
   ASSERT_OK(Commit([&](MetaBatch* b) { b->PutOrphan(9); }, /*sync=*/false));
   ASSERT_OK(db_->Flush());
   ASSERT_OK(Open(false));
@@ -385,8 +389,9 @@ TEST(RocksDbStatusMapping, NoSpaceKeepsEnospcAndLocksAreBusy) {
   EXPECT_TRUE(s.IsIOError());
   EXPECT_EQ(s.posix_errno(), ENOSPC);
   EXPECT_NE(s.message().find("ctx"), std::string::npos);
-  s = FromRocksDb(rocksdb::Status::IOError("While lock file: /x/LOCK", "Resource temporarily unavailable"),
-                  "open");
+  s = FromRocksDb(
+      rocksdb::Status::IOError("While lock file: /x/LOCK", "Resource temporarily unavailable"),
+      "open");
   EXPECT_TRUE(s.IsBusy()) << s.ToString();
   EXPECT_TRUE(FromRocksDb(rocksdb::Status::Corruption("bad block"), "read").IsCorruption());
   EXPECT_TRUE(FromRocksDb(rocksdb::Status::NotFound(), "get").IsNotFound());

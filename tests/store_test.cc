@@ -138,8 +138,8 @@ TEST_F(StoreTest, LockIsHeldAgainstOtherProcesses) {
   ASSERT_OK(OpenStore(path(), StoreOptions(), &store));
   // flock(1) from util-linux is the independent observer, if installed.
   std::string out;
-  int rc = test::RunCommand("command -v flock >/dev/null || exit 77; flock -n " + path() +
-                            "/LOCK true; echo $?", &out);
+  int rc = test::RunCommand(
+      "command -v flock >/dev/null || exit 77; flock -n " + path() + "/LOCK true; echo $?", &out);
   if (rc == 77) GTEST_SKIP() << "flock(1) not installed";
   EXPECT_EQ(out, "1\n");
   store.reset();
