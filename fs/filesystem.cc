@@ -405,12 +405,27 @@ Status FilesystemImpl::LookupChild(InodeId parent, std::string_view name, DirEnt
 }
 
 void FilesystemImpl::Forget(InodeId ino, uint64_t nlookup) {
+  InodeRef inode;
   {
     std::lock_guard<std::mutex> l(table_mu_);
     auto it = inodes_.find(ino);
     if (it == inodes_.end()) return;
-    std::lock_guard<std::mutex> il(it->second->mu);
-    it->second->lookups -= std::min(it->second->lookups, nlookup);
+    inode = it->second;
+  }
+  bool reclaim;
+  {
+    std::lock_guard<std::mutex> il(inode->mu);
+    inode->lookups -= std::min(inode->lookups, nlookup);
+    reclaim = !read_only_ && !inode->deleted && inode->lookups == 0 && inode->opens == 0 &&
+              inode->attr.nlink == 0;
+  }
+  if (reclaim) {
+    // The kernel's last reference to an unlinked inode: free it now.
+    std::lock_guard<std::mutex> cl(commit_mu_);
+    Status s = ReclaimLocked(inode);
+    if (!s.ok())
+      LogError("reclaim of inode %llu: %s", (unsigned long long)ino, s.ToString().c_str());
+    return;
   }
   MaybeEvict(ino);
 }
@@ -656,7 +671,10 @@ Status FilesystemImpl::Unlink(InodeId parent, std::string_view name) {
     inode->attr.ctime_ns = NowNs();
     if (inode->attr.nlink > 0) {
       b->PutInode(PersistedAttr(inode.get()));
-    } else if (inode->opens > 0) {
+    } else if (inode->opens > 0 || inode->lookups > 0) {
+      // Still reachable by the kernel (an OPEN may be on its way for a name
+      // it resolved just before this unlink): reclaimed at the last Release
+      // or Forget.
       b->PutInode(PersistedAttr(inode.get()));
       b->PutOrphan(inode->ino);
     } else {
@@ -751,7 +769,7 @@ Status FilesystemImpl::Rename(InodeId parent, std::string_view name, InodeId new
         victim->attr.nlink--;
       }
       victim->attr.ctime_ns = NowNs();
-      if (victim->attr.nlink > 0 || victim->opens > 0) {
+      if (victim->attr.nlink > 0 || victim->opens > 0 || victim->lookups > 0) {
         b->PutInode(PersistedAttr(victim.get()));
         if (victim->attr.nlink == 0) b->PutOrphan(victim->ino);
       } else {
@@ -856,7 +874,7 @@ Status FilesystemImpl::Release(InodeId ino, uint64_t fh) {
   {
     std::lock_guard<std::mutex> l(inode->mu);
     if (inode->opens > 0) inode->opens--;
-    reclaim = inode->opens == 0 && inode->attr.nlink == 0 && !read_only_;
+    reclaim = inode->opens == 0 && inode->lookups == 0 && inode->attr.nlink == 0 && !read_only_;
   }
   if (reclaim) {
     std::lock_guard<std::mutex> cl(commit_mu_);

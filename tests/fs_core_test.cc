@@ -83,6 +83,8 @@ class FsCoreTest : public ::testing::Test {
     Status s = fs_->Lookup(parent, name, &a);
     return s.ok() ? a.ino : 0;
   }
+  // What the kernel does when it drops an inode from its cache.
+  void KernelForgets(InodeId ino) { fs_->Forget(ino, 1u << 30); }
   size_t ObjectCount() {
     size_t n = 0;
     for (auto& e : stdfs::recursive_directory_iterator(stdfs::path(store_path_) / "chunks")) {
@@ -229,11 +231,14 @@ TEST_F(FsCoreTest, CreateExistingFails) {
 
 TEST_F(FsCoreTest, RenameReplacesTargetAndFreesItsChunks) {
   InodeId a = WriteFile("a", test::RandomBytes(kChunk, 6));
-  WriteFile("b", test::RandomBytes(kChunk, 7));
+  InodeId b = WriteFile("b", test::RandomBytes(kChunk, 7));
   size_t before = ObjectCount();
   ASSERT_OK(fs_->Rename(kRootInode, "a", kRootInode, "b", RenameFlags{}));
   EXPECT_EQ(LookupIno("a"), 0u);
   EXPECT_EQ(LookupIno("b"), a);
+  // The replaced inode lives until the kernel forgets it.
+  EXPECT_EQ(ObjectCount(), before);
+  KernelForgets(b);
   EXPECT_EQ(ObjectCount(), before - 1);
 }
 
@@ -289,6 +294,7 @@ TEST_F(FsCoreTest, UnlinkedOpenFileStaysReadableUntilReleased) {
   EXPECT_EQ(out, data);
   ASSERT_OK(fs_->Write(ino, fh, 0, "more"));
   ASSERT_OK(fs_->Release(ino, fh));
+  KernelForgets(ino);
   EXPECT_EQ(ObjectCount(), 0u);
   InodeAttr a;
   EXPECT_EQ(ToErrno(fs_->GetAttr(ino, &a)), ENOENT);
@@ -338,8 +344,10 @@ TEST_F(FsCoreTest, IdenticalChunksAreStoredOnceAndFreedWithTheLastReference) {
   ASSERT_OK(fs_->Unlink(kRootInode, "one"));
   EXPECT_EQ(ObjectCount(), n);
   Remount();
-  EXPECT_EQ(ReadAll(LookupIno("two")), data);
+  InodeId two = LookupIno("two");
+  EXPECT_EQ(ReadAll(two), data);
   ASSERT_OK(fs_->Unlink(kRootInode, "two"));
+  KernelForgets(two);
   EXPECT_EQ(ObjectCount(), 0u);
 }
 
@@ -575,6 +583,29 @@ TEST_F(FsCoreTest, SafetensorsHeaderChoosesTheDType) {
   EXPECT_EQ(Xattr(ino, "user.qatq.dtype"), "f32");
   Remount();
   EXPECT_EQ(ReadAll(ino), file);
+}
+
+TEST_F(FsCoreTest, OpenRacingRenameOverKeepsTheInodeUntilForget) {
+  // The kernel resolved "n" to the old inode, then a rename replaced "n",
+  // then the kernel's OPEN for the old inode arrives.
+  InodeId old = WriteFile("n", "old contents");
+  InodeId seen = LookupIno("n");
+  ASSERT_EQ(seen, old);
+  WriteFile("tmp", "new contents");
+  ASSERT_OK(fs_->Rename(kRootInode, "tmp", kRootInode, "n", RenameFlags{}));
+  uint64_t fh;
+  bool keep;
+  ASSERT_OK(fs_->OpenFile(old, OpenFlags{}, &fh, &keep));
+  InodeAttr a;
+  ASSERT_OK(fs_->GetAttr(old, &a));
+  EXPECT_EQ(a.nlink, 0u);
+  std::string out;
+  ASSERT_OK(fs_->Read(old, fh, 0, 100, &out));
+  EXPECT_EQ(out, "old contents");
+  ASSERT_OK(fs_->Release(old, fh));
+  KernelForgets(old);
+  EXPECT_EQ(ToErrno(fs_->GetAttr(old, &a)), ENOENT);
+  EXPECT_EQ(ReadAll(LookupIno("n")), "new contents");
 }
 
 }  // namespace
