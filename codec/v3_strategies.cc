@@ -528,7 +528,7 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
   // probe on the middle 16 KiB against their order-0 entropy decides whether
   // a zstd pass over the whole stream is worth its time.
   constexpr size_t kProbe = 16384;
-  if (choice.automatic && choice.lz_probe && s.size() >= 2 * kProbe &&
+  if (choice.automatic && choice.lz_probe && s.size() >= 8192 &&
       coder != StreamCoder::kConstant) {
     // Two probes: a 4 KiB prefix (strongly repetitive streams) and the
     // middle 16 KiB (repeats at longer distances).
@@ -543,7 +543,8 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     };
     bool wins = false;
     QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
-    if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 0.97, &wins));
+    if (!wins && s.size() >= 2 * kProbe)
+      QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
     if (wins) {
       thread_local std::string z;
       QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z));
