@@ -401,6 +401,8 @@ struct StreamChoice {
   bool try_order1 = false;
   // With `automatic`: probe whether LZ (zstd) beats order-0 on this stream.
   bool lz_probe = false;
+  // With `lz_probe`: try zstd without probing (an earlier stream chose it).
+  bool lz_force = false;
 };
 
 constexpr bool kPreferRans = true;
@@ -541,8 +543,8 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       *wins = probe.size() < threshold * entropy_bytes;
       return Status::OK();
     };
-    bool wins = false;
-    QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
+    bool wins = choice.lz_force;
+    if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
     if (!wins && s.size() >= 2 * kProbe)
       QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
     if (wins) {
@@ -650,9 +652,16 @@ Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& st
   PutLE32(h + 4, plan.stride);
   h[8] = static_cast<char>(streams.size());
   body->append(h, sizeof h);
+  bool lz_seen = false;
   for (size_t k = 0; k < streams.size(); ++k) {
     StreamChoice c = k < plan.streams.size() ? plan.streams[k] : StreamChoice{};
+    // Exact repeats (e.g. KV cache rows shared by sequences) repeat in every
+    // stream, but the noisy mantissa streams hide them from the probe.
+    if (lz_seen) c.lz_force = true;
+    const size_t at = body->size();
     QATQ_RETURN_IF_ERROR(AppendStream(streams[k], c, plan.fallback, body));
+    if (c.lz_probe && static_cast<uint8_t>((*body)[at]) == static_cast<uint8_t>(StreamCoder::kZstd))
+      lz_seen = true;
   }
   return Status::OK();
 }
