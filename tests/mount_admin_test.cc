@@ -91,8 +91,7 @@ TEST_F(MountAdmin, ExportV3DecodesToTheFileBytes) {
   EXPECT_NE(c.out.find("0 re-encoded"), std::string::npos) << c.out;
   EXPECT_NE(c.out.find("holes"), std::string::npos) << c.out;
   std::string log;
-  ASSERT_EQ(Qatq("decode " + ShellQuote(out) + " " + ShellQuote((work_ / "t.raw").string()),
-                 &log),
+  ASSERT_EQ(Qatq("decode " + ShellQuote(out) + " " + ShellQuote((work_ / "t.raw").string()), &log),
             0)
       << log;
   EXPECT_TRUE(test::ReadFileOrDie(work_ / "t.raw") == data);
@@ -103,9 +102,8 @@ TEST_F(MountAdmin, ExportV3DecodesToTheFileBytes) {
   const std::string out2 = (work_ / "t2.qatc").string();
   c = Export({m_.path("d/t.bf16le"), out2, "--format", "v2"});
   ASSERT_EQ(c.rc, kExitOk) << c.err;
-  ASSERT_EQ(Qatq("decode " + ShellQuote(out2) + " " + ShellQuote((work_ / "t2.raw").string()),
-                 &log),
-            0)
+  ASSERT_EQ(
+      Qatq("decode " + ShellQuote(out2) + " " + ShellQuote((work_ / "t2.raw").string()), &log), 0)
       << log;
   EXPECT_TRUE(test::ReadFileOrDie(work_ / "t2.raw") == data);
 }
@@ -118,8 +116,7 @@ TEST_F(MountAdmin, ExportFromAnUnmountedStore) {
   Captured c = Export({"--store", m_.store(), "/x.bf16le", out});
   ASSERT_EQ(c.rc, kExitOk) << c.err;
   std::string log;
-  ASSERT_EQ(Qatq("decode " + ShellQuote(out) + " " + ShellQuote((work_ / "x.raw").string()),
-                 &log),
+  ASSERT_EQ(Qatq("decode " + ShellQuote(out) + " " + ShellQuote((work_ / "x.raw").string()), &log),
             0)
       << log;
   EXPECT_TRUE(test::ReadFileOrDie(work_ / "x.raw") == data);

@@ -38,9 +38,9 @@ int ExportError(const std::string& msg, int rc = kExitDataError) {
 
 struct ExportStats {
   uint64_t chunks = 0;
-  uint64_t copied = 0;      // stored records passed through as they are
-  uint64_t reencoded = 0;   // decoded and encoded again (dtype or length differ)
-  uint64_t holes = 0;       // encoded as a constant-zero record
+  uint64_t copied = 0;     // stored records passed through as they are
+  uint64_t reencoded = 0;  // decoded and encoded again (dtype or length differ)
+  uint64_t holes = 0;      // encoded as a constant-zero record
 };
 
 // Produces chunk k of the file as a record of `dtype` holding exactly the
@@ -72,10 +72,11 @@ class RecordSource {
     }
     const ChunkRef& ref = it->second;
     Status s = store_->chunks()->Get(ref.id, record);
-    const std::string where = "chunk " + std::to_string(k) + " of " + name_ + " (object " +
-                              ref.id.ToHex() + ")";
+    const std::string where =
+        "chunk " + std::to_string(k) + " of " + name_ + " (object " + ref.id.ToHex() + ")";
     if (s.IsNotFound()) {
-      return Status::Corruption(where + " is missing (the file changed during the export, or "
+      return Status::Corruption(where +
+                                " is missing (the file changed during the export, or "
                                 "the store is damaged: retry, then run qatqfs fsck)");
     }
     QATQ_RETURN_IF_ERROR(s);
@@ -85,8 +86,9 @@ class RecordSource {
       s = Status::Corruption("record holds " + std::to_string(info.raw_len) +
                              " bytes, the chunk map says " + std::to_string(ref.raw_len));
     }
-    if (!s.ok()) return Status::Corruption(where + " is corrupt: " + s.message() +
-                                           "; run qatqfs fsck on the store");
+    if (!s.ok())
+      return Status::Corruption(where + " is corrupt: " + s.message() +
+                                "; run qatqfs fsck on the store");
     if (info.dtype == dtype_ && info.raw_len == expected) {
       ++stats->copied;
       return Status::OK();
@@ -131,7 +133,7 @@ int RunExportCommand(const std::vector<std::string>& args) {
   const std::string format = pa.Get("--format", "v3");
   if (!s.ok() || pa.positional.size() != 2 || (format != "v3" && format != "v2")) {
     std::fprintf(stderr, "qatqfs export: %s\n%s",
-                 !s.ok() ? s.message().c_str()
+                 !s.ok()                     ? s.message().c_str()
                  : pa.positional.size() != 2 ? "need a FILE and an OUT path"
                                              : "--format must be v3 or v2",
                  kExportUsage);
@@ -156,8 +158,9 @@ int RunExportCommand(const std::vector<std::string>& args) {
     const std::string abs = admin::AbsPath(file);
     admin::QatqfsMount mount;
     if (!admin::FindMountOf(abs, &mount, &rel)) {
-      return ExportError(file + " is not on a qatqfs mount; for a store that is not mounted use: "
-                                "qatqfs export --store STORE /path/in/store OUT");
+      return ExportError(file +
+                         " is not on a qatqfs mount; for a store that is not mounted use: "
+                         "qatqfs export --store STORE /path/in/store OUT");
     }
     store_path = mount.store;
     fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC);
@@ -194,8 +197,9 @@ int RunExportCommand(const std::vector<std::string>& args) {
     dtype = DType::kBytes;  // v3 holds whole elements only
   }
   if (format == "v2" && dtype == DType::kBytes) {
-    return ExportError(file + " is stored as bytes, not f32/f16/bf16; QATC v2 cannot hold it "
-                              "(use --format v3)");
+    return ExportError(file +
+                       " is stored as bytes, not f32/f16/bf16; QATC v2 cannot hold it "
+                       "(use --format v3)");
   }
   RecordSource source(store.get(), attr, dtype, file);
   if (!(s = source.Load()).ok()) return ExportError(s.ToString());
@@ -242,9 +246,9 @@ int RunExportCommand(const std::vector<std::string>& args) {
     std::printf("exported %s (%s, %s, %" PRIu64 " chunks: %" PRIu64 " copied, %" PRIu64
                 " re-encoded, %" PRIu64 " holes) to %s (%s, QATC %s)\n",
                 file.c_str(), admin::HumanBytes(attr.size).c_str(),
-                std::string(DTypeName(dtype)).c_str(), stats.chunks, stats.copied,
-                stats.reencoded, stats.holes, out_path.c_str(),
-                admin::HumanBytes(out.bytes_written()).c_str(), format.c_str());
+                std::string(DTypeName(dtype)).c_str(), stats.chunks, stats.copied, stats.reencoded,
+                stats.holes, out_path.c_str(), admin::HumanBytes(out.bytes_written()).c_str(),
+                format.c_str());
   }
   return kExitOk;
 }

@@ -159,6 +159,12 @@ int RunImportCommand(const std::vector<std::string>& args) {
       return ImportError(target_arg + " is a directory; give the name of the file to create");
     }
     mode = tst.st_mode & 07777;
+  } else {
+    const std::string dir = target.substr(0, target.find_last_of('/') + 1);
+    if (::stat(dir.c_str(), &tst) != 0 || !S_ISDIR(tst.st_mode)) {
+      return ImportError("directory " + dir + " of " + target_arg +
+                         " does not exist; create it first");
+    }
   }
   admin::QatqfsMount mount;
   std::string rel;

@@ -75,8 +75,8 @@ int FsckError(const std::string& msg) {
 
 int RunFsckCommand(const std::vector<std::string>& args) {
   cli::ParsedArgs pa;
-  Status s = cli::ParseArgs(args, {}, {"--repair", "--read-only", "--deep", "--json", "--help"},
-                            &pa);
+  Status s =
+      cli::ParseArgs(args, {}, {"--repair", "--read-only", "--deep", "--json", "--help"}, &pa);
   if (pa.Has("--help")) {
     std::fputs(kFsckHelp, stdout);
     return kFsckClean;
@@ -97,8 +97,8 @@ int RunFsckCommand(const std::vector<std::string>& args) {
   if (admin::FindMountOfStore(store_path, &mount)) {
     if (repair || (!mount.read_only && !read_only)) {
       return FsckError("store " + store_path + " is mounted " +
-                       (mount.read_only ? "read-only" : "read-write") + " at " +
-                       mount.mount_point + "; unmount it first" +
+                       (mount.read_only ? "read-only" : "read-write") + " at " + mount.mount_point +
+                       "; unmount it first" +
                        (repair ? " to repair" : " (or check it as it is with --read-only)"));
     }
     read_only = true;
@@ -128,9 +128,7 @@ int RunFsckCommand(const std::vector<std::string>& args) {
   // a label, so a failed load just leaves inode numbers.
   (void)paths.Load(store->meta());
 
-  int rc = report.clean()                 ? kFsckClean
-           : report.unrepaired() == 0     ? kFsckRepaired
-                                          : kFsckUnrepaired;
+  int rc = report.clean() ? kFsckClean : report.unrepaired() == 0 ? kFsckRepaired : kFsckUnrepaired;
 
   if (json) {
     std::string out = "{\"store\":" + admin::JsonEscape(store_path);
@@ -169,7 +167,9 @@ int RunFsckCommand(const std::vector<std::string>& args) {
   }
 
   std::printf("qatqfs fsck %s%s\n", store_path.c_str(),
-              read_only ? " (read-only check)" : repair ? " (repair)" : "");
+              read_only ? " (read-only check)"
+              : repair  ? " (repair)"
+                        : "");
   std::printf("checked %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
               " chunk references, %" PRIu64 " objects (%s), %" PRIu64 " verified\n",
               report.regular_files, report.directories, report.chunk_refs, report.objects,
