@@ -108,6 +108,22 @@ TEST_F(MountAdmin, ExportV3DecodesToTheFileBytes) {
   EXPECT_TRUE(test::ReadFileOrDie(work_ / "t2.raw") == data);
 }
 
+TEST_F(MountAdmin, ExportReencodesOnlyChunksStoredWithAnotherDType) {
+  const std::string data = TensorBytes(2 * kChunk + 64, 8);
+  test::WriteFileOrDie(m_.path("w.f32le"), data);  // stored as f32
+  ASSERT_EQ(
+      test::RunCommand("setfattr -n user.qatq.dtype -v bf16 " + ShellQuote(m_.path("w.f32le"))), 0);
+  const std::string out = (work_ / "w.qatc").string();
+  Captured c = Export({m_.path("w.f32le"), out});
+  ASSERT_EQ(c.rc, kExitOk) << c.err;
+  EXPECT_NE(c.out.find("bf16, 3 chunks: 0 copied, 3 re-encoded"), std::string::npos) << c.out;
+  std::string log;
+  ASSERT_EQ(Qatq("decode " + ShellQuote(out) + " " + ShellQuote((work_ / "w.raw").string()), &log),
+            0)
+      << log;
+  EXPECT_TRUE(test::ReadFileOrDie(work_ / "w.raw") == data);
+}
+
 TEST_F(MountAdmin, ExportFromAnUnmountedStore) {
   const std::string data = TensorBytes(2 * kChunk + 6, 3);
   test::WriteFileOrDie(m_.path("x.bf16le"), data);
