@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <xxhash.h>
+
 #include "codec/chunk_record.h"
 #include "fs/chunk_cache.h"
 #include "fs/dtype_detect.h"
@@ -195,6 +197,9 @@ class FilesystemImpl final : public Filesystem {
   void SubmitEncodeLocked(Inode* inode, uint64_t index, PendingChunk* pc);
   DType ChunkDTypeLocked(Inode* inode, uint64_t index, std::string_view raw);
   void RunEncode(const std::shared_ptr<EncodeJob>& job);
+  // True if an intact object with job's content exists; fills job->ref.
+  // Sets *damaged if an object exists but does not verify.
+  bool ReuseStoredChunk(EncodeJob* job, bool* damaged);
   void FinishJob(EncodeJob* job, const Status& s);
   // Drops a pending chunk (REQUIRES: inode->mu held).
   void DropPendingLocked(Inode* inode, std::map<uint64_t, PendingChunk>::iterator it);
@@ -1070,6 +1075,15 @@ void FilesystemImpl::RunEncode(const std::shared_ptr<EncodeJob>& job) {
   }
   job->ref.id = ChunkId::OfRaw(raw);
   job->ref.raw_len = static_cast<uint32_t>(raw.size());
+  // Pinned before the existence check so a concurrent commit cannot delete
+  // the object we are about to reference.
+  Pin(job->ref.id);
+  job->pinned = true;
+  bool damaged = false;
+  if (ReuseStoredChunk(job.get(), &damaged)) {
+    FinishJob(job.get(), Status::OK());
+    return;
+  }
   std::string record;
   ChunkEncodeOptions eo;
   eo.effort = options_.encode_effort;
@@ -1080,18 +1094,36 @@ void FilesystemImpl::RunEncode(const std::shared_ptr<EncodeJob>& job) {
     job->ref.strategy = info.strategy;
     job->ref.stored_len = static_cast<uint32_t>(record.size());
   }
-  if (s.ok()) {
-    // Pinned before Put so a concurrent commit cannot delete an existing
-    // object with the same content between our Put and our commit.
-    Pin(job->ref.id);
-    job->pinned = true;
-    s = chunks_->Put(job->ref.id, record);
-    if (!s.ok()) {
-      job->pinned = false;
-      Unpin(job->ref.id);
-    }
+  // Put keeps an existing object of the same size, so a damaged one is
+  // removed first; the fresh object also heals every file sharing it.
+  if (s.ok() && damaged) s = chunks_->Delete(job->ref.id);
+  if (s.ok()) s = chunks_->Put(job->ref.id, record);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> l(job->mu);
+    job->pinned = false;
+    Unpin(job->ref.id);
   }
   FinishJob(job.get(), s);
+}
+
+bool FilesystemImpl::ReuseStoredChunk(EncodeJob* job, bool* damaged) {
+  // Identical content is already stored (a dedup hit, or `qatqfs import`,
+  // which puts an artefact's records before writing its bytes): reference
+  // that object instead of encoding again. It must verify and describe these
+  // exact bytes, so a damaged object is never adopted; Put then replaces it.
+  bool exists = false;
+  if (!chunks_->Exists(job->ref.id, &exists).ok() || !exists) return false;
+  std::string record;
+  ChunkRecordInfo info;
+  const std::string& raw = *job->raw;
+  if (!chunks_->Get(job->ref.id, &record).ok() || !VerifyChunkRecord(record, &info).ok() ||
+      info.raw_len != raw.size() || info.raw_checksum != XXH3_64bits(raw.data(), raw.size())) {
+    *damaged = true;
+    return false;
+  }
+  job->ref.strategy = info.strategy;
+  job->ref.stored_len = static_cast<uint32_t>(record.size());
+  return true;
 }
 
 void FilesystemImpl::FinishJob(EncodeJob* job, const Status& s) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "codec/chunk_record.h"
 #include "fs/errno_map.h"
 #include "fs/filesystem.h"
 #include "index/store.h"
@@ -387,6 +388,47 @@ TEST_F(FsCoreTest, CorruptChunkReadsAsEioNeverWrongBytes) {
   std::string out;
   EXPECT_EQ(ToErrno(fs_->Read(ino, 0, 0, 100, &out)), EIO);
   EXPECT_EQ(ToErrno(fs_->Read(ino, 0, kChunk, 100, &out)), EIO);
+}
+
+TEST_F(FsCoreTest, PreStoredRecordIsAdoptedInsteadOfEncoding) {
+  // What `qatqfs import` relies on: a verified record already in the chunk
+  // store is referenced as it is (here one encoded as plain bytes, at the
+  // lowest effort), not encoded again for the file's dtype.
+  std::string data(kChunk, '\0');
+  for (size_t i = 0; i < data.size(); i += 2) data[i + 1] = static_cast<char>(0x3f);
+  for (size_t i = 0; i < data.size(); i += 64) data[i] = static_cast<char>(i >> 6);
+  std::string record;
+  ASSERT_OK(EncodeChunkRecord(DType::kBytes, data, ChunkEncodeOptions{0, 0}, &record));
+  {
+    std::unique_ptr<ChunkStore> cs;
+    ASSERT_OK(OpenFileChunkStore((stdfs::path(store_path_) / "chunks").string(), &cs));
+    ASSERT_OK(cs->Put(ChunkId::OfRaw(data), record));
+    ASSERT_OK(cs->Sync());
+  }
+  InodeId ino = WriteFile("adopted.bf16le", data);
+  EXPECT_EQ(ObjectCount(), 1u);
+  EXPECT_EQ(Xattr(ino, "user.qatq.stored_bytes"), std::to_string(record.size()));
+  Remount();
+  EXPECT_EQ(ReadAll(LookupIno("adopted.bf16le")), data);
+}
+
+TEST_F(FsCoreTest, DamagedStoredObjectIsReplacedNotAdopted) {
+  std::string data = test::RandomBytes(kChunk, 21);
+  InodeId first = WriteFile("first", data);
+  Remount();
+  for (auto& e : stdfs::recursive_directory_iterator(stdfs::path(store_path_) / "chunks")) {
+    if (!e.is_regular_file() || e.path().parent_path().filename() == "tmp") continue;
+    std::string rec = test::ReadFileOrDie(e.path());
+    rec[rec.size() / 2] ^= 0x01;  // same size, wrong bytes
+    stdfs::permissions(e.path(), stdfs::perms::owner_write, stdfs::perm_options::add);
+    test::WriteFileOrDie(e.path(), rec);
+  }
+  std::string out;
+  EXPECT_EQ(ToErrno(fs_->Read(first, 0, 0, 100, &out)), EIO);
+  WriteFile("second", data);
+  Remount();
+  EXPECT_EQ(ReadAll(LookupIno("second")), data);
+  EXPECT_EQ(ReadAll(LookupIno("first")), data);  // healed: same content, fresh object
 }
 
 TEST_F(FsCoreTest, UserXattrsOnlyAndBounded) {
