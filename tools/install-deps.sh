@@ -8,7 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   zstd lz4 rsync attr acl fio python3 python3-numpy util-linux kmod
-  btrfs-progs btrfs-compsize systemd
+  btrfs-progs btrfs-compsize systemd stress-ng
 )
 missing=()
 for p in "${PKGS[@]}"; do
