@@ -2,6 +2,7 @@
 // admin_import.cc.
 #include "tools/qatqfs_admin.h"
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
@@ -114,6 +115,11 @@ int RunFsckCommand(const std::vector<std::string>& args) {
     return FsckError("store " + store_path +
                      " is in use by another qatqfs process (mounted in another mount "
                      "namespace?); unmount it first");
+  }
+  if (!s.ok() && !read_only && !repair && (s.posix_errno() == EROFS || s.posix_errno() == EACCES)) {
+    // A store on read-only media (a snapshot, a backup) can still be checked.
+    so.read_only = read_only = true;
+    s = OpenStore(store_path, so, &store);
   }
   if (!s.ok()) return FsckError(store_path + ": " + s.ToString());
 
