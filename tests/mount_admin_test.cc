@@ -163,6 +163,9 @@ TEST_F(MountAdmin, ImportReadsBackIdentical) {
             0)
       << log;
   fs::create_directories(m_.path("imp"));
+  // An existing target is replaced, keeping its permission bits.
+  test::WriteFileOrDie(m_.path("imp/a"), "old");
+  fs::permissions(m_.path("imp/a"), fs::perms(0640));
   Captured c = Import({(work_ / "same.qatc").string(), m_.path("imp/a")});
   ASSERT_EQ(c.rc, kExitOk) << c.err;
   EXPECT_NE(c.out.find("4 chunk records stored as they are"), std::string::npos) << c.out;
@@ -173,6 +176,7 @@ TEST_F(MountAdmin, ImportReadsBackIdentical) {
   for (const char* name : {"imp/a", "imp/b", "imp/c"}) {
     EXPECT_TRUE(test::ReadFileOrDie(m_.path(name)) == data) << name;
   }
+  EXPECT_EQ(fs::status(m_.path("imp/a")).permissions(), fs::perms(0640));
   std::string dtype;
   ASSERT_EQ(test::RunCommand("getfattr --only-values -n user.qatq.dtype " +
                                  ShellQuote(m_.path("imp/a")) + " 2>/dev/null",

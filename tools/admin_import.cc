@@ -59,11 +59,14 @@ class TempTarget {
     if (fd_ >= 0) ::close(fd_);
     if (!path_.empty()) ::unlink(path_.c_str());
   }
+  // Created 0600 so writing and setting the xattr never depend on `mode`,
+  // which Commit applies before the rename.
   Status Create(const std::string& target, mode_t mode) {
+    mode_ = mode;
     size_t slash = target.find_last_of('/');
     path_ = target.substr(0, slash + 1) + "." + target.substr(slash + 1) + ".qatq-import." +
             std::to_string(::getpid());
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd_ < 0) {
       Status s = Status::FromErrno("create " + path_);
       path_.clear();
@@ -75,6 +78,7 @@ class TempTarget {
   const std::string& path() const { return path_; }
   // fsync, close, rename over `target`, fsync the directory.
   Status Commit(const std::string& target) {
+    if (::fchmod(fd_, mode_) != 0) return Status::FromErrno("chmod " + path_);
     if (::fsync(fd_) != 0) return Status::FromErrno("fsync " + path_);
     int fd = fd_;
     fd_ = -1;
@@ -96,6 +100,7 @@ class TempTarget {
  private:
   std::string path_;
   int fd_ = -1;
+  mode_t mode_ = 0644;
 };
 
 }  // namespace
@@ -153,7 +158,9 @@ int RunImportCommand(const std::vector<std::string>& args) {
   // 2. The target: a file in a directory of a read-write qatqfs mount.
   const std::string target = admin::AbsPath(target_arg);
   struct stat tst;
-  mode_t mode = 0644;
+  const mode_t umask_bits = ::umask(0);
+  ::umask(umask_bits);
+  mode_t mode = 0666 & ~umask_bits;  // as a new file made by cp
   if (::stat(target.c_str(), &tst) == 0) {
     if (S_ISDIR(tst.st_mode)) {
       return ImportError(target_arg + " is a directory; give the name of the file to create");
