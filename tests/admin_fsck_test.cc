@@ -134,6 +134,22 @@ TEST_F(AdminFsck, RepairRemovesOrphanObjects) {
   EXPECT_EQ(Fsck({store_}, &out), kFsckClean) << out;
 }
 
+TEST_F(AdminFsck, DeepFindsAValidRecordOfOtherBytes) {
+  // A well-formed record of the right length but other content: only a
+  // decode and a hash against the id can tell.
+  auto objects = Objects();
+  ASSERT_FALSE(objects.empty());
+  ChunkRecordInfo info;
+  ASSERT_OK(ParseChunkRecordHeader(test::ReadFileOrDie(objects[0]), &info));
+  std::string record;
+  ASSERT_OK(EncodeChunkRecord(DType::kBytes, test::RandomBytes(info.raw_len, 1234), {}, &record));
+  test::WriteFileOrDie(objects[0], record);
+  std::string out;
+  EXPECT_EQ(Fsck({store_}, &out), kFsckClean) << out;
+  EXPECT_EQ(Fsck({store_, "--deep"}, &out), kFsckUnrepaired) << out;
+  EXPECT_NE(out.find("unrecoverable /models/a.bf16le"), std::string::npos) << out;
+}
+
 TEST_F(AdminFsck, RefusesAStoreInUse) {
   std::unique_ptr<Store> held;  // what a mounted daemon holds
   ASSERT_OK(OpenStore(store_, StoreOptions(), &held));
