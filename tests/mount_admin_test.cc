@@ -250,7 +250,7 @@ TEST_F(MountAdmin, FlippedObjectByteGivesEioForItsRangeAndFsckNamesTheFile) {
   Captured c = Fsck({m_.store()});
   EXPECT_EQ(c.rc, kFsckOperationalError);
   EXPECT_NE(c.err.find("unmount it first"), std::string::npos) << c.err;
-  c = Fsck({m_.store(), "--read-only"});
+  c = Fsck({m_.mnt(), "--read-only"});  // the mount point names its store
   EXPECT_EQ(c.rc, kFsckUnrepaired) << c.out << c.err;
   EXPECT_NE(c.out.find("unrecoverable /models/w.bf16le"), std::string::npos) << c.out;
   // Export refuses to copy a corrupt record.

@@ -20,7 +20,7 @@ namespace qatq {
 namespace {
 
 constexpr char kFsckHelp[] =
-    "usage: qatqfs fsck STORE [--repair] [--read-only] [--deep] [--json]\n"
+    "usage: qatqfs fsck STORE|MOUNTPOINT [--repair] [--read-only] [--deep] [--json]\n"
     "Checks every index entry and chunk object of a qatqfs store.\n"
     "  --repair     fix what can be fixed (store must not be mounted)\n"
     "  --read-only  change nothing (allowed while the store is mounted; objects\n"
@@ -91,7 +91,13 @@ int RunFsckCommand(const std::vector<std::string>& args) {
   }
   const bool repair = pa.Has("--repair");
   const bool json = pa.Has("--json");
-  const std::string store_path = admin::AbsPath(pa.positional[0]);
+  std::string store_path = admin::AbsPath(pa.positional[0]);
+  {
+    // A mount point stands for its store (as in `qatqfs stats`).
+    admin::QatqfsMount m;
+    std::string rel;
+    if (admin::FindMountOf(store_path, &m, &rel) && rel == "/") store_path = m.store;
+  }
 
   bool read_only = pa.Has("--read-only");
   admin::QatqfsMount mount;

@@ -1,6 +1,6 @@
 // Administrative subcommands of the qatqfs daemon binary:
 //
-//   qatqfs fsck STORE [--repair] [--read-only] [--deep] [--json]
+//   qatqfs fsck STORE|MOUNTPOINT [--repair] [--read-only] [--deep] [--json]
 //   qatqfs export MOUNT/FILE OUT.qatc [--format v3|v2]
 //   qatqfs export --store STORE /path/in/store OUT.qatc [--format v3|v2]
 //   qatqfs import IN.qatc MOUNT/FILE
