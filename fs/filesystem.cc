@@ -105,10 +105,8 @@ struct Inode {
     attr_dirty = true;
     ++attr_gen;
   }
-  uint64_t data_version = 0;
-  uint64_t open_version = UINT64_MAX;  // data_version at the last open
-  uint64_t next_read = UINT64_MAX;     // readahead: where a sequential read continues
-  std::string name;                    // last name seen, for logs
+  uint64_t next_read = UINT64_MAX;  // readahead: where a sequential read continues
+  std::string name;                 // last name seen, for logs
   std::optional<SafetensorsLayout> safetensors;
 };
 
@@ -712,14 +710,22 @@ Status FilesystemImpl::Rmdir(InodeId parent, std::string_view name) {
   QATQ_RETURN_IF_ERROR(GetInode(e.ino, &inode));
   auto b = meta_->NewBatch();
   b->DeleteDirEntry(parent, name);
+  bool reclaim;
   {
     std::lock_guard<std::mutex> l(inode->mu);
     inode->attr.nlink = 0;
+    inode->attr.ctime_ns = NowNs();
+    // A directory the kernel still references (a process's cwd) keeps
+    // answering getattr until the kernel forgets it, as with unlinked files;
+    // the orphan record frees it after a crash.
+    reclaim = inode->opens == 0 && inode->lookups == 0;
+    if (!reclaim) b->PutInode(PersistedAttr(inode.get()));
   }
   b->PutOrphan(inode->ino);
   TouchDir(b.get(), dir, -1);
   QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), false));
-  return ReclaimLocked(inode);
+  if (reclaim) return ReclaimLocked(inode);
+  return Status::OK();
 }
 
 Status FilesystemImpl::Rename(InodeId parent, std::string_view name, InodeId new_parent,
@@ -857,8 +863,10 @@ Status FilesystemImpl::OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool
       QATQ_RETURN_IF_ERROR(TruncateLocked(l, inode.get(), 0));
     }
     inode->opens++;
-    *keep_cache = inode->open_version == inode->data_version;
-    inode->open_version = inode->data_version;
+    // Always keep (see the contract in filesystem.h): the kernel's cache of
+    // a file is never older than our data, and dropping it at an open races
+    // with writes in flight through other descriptors.
+    *keep_cache = true;
   }
   std::lock_guard<std::mutex> l(handles_mu_);
   *fh = next_fh_++;
@@ -952,7 +960,6 @@ Status FilesystemImpl::TruncateLocked(std::unique_lock<std::mutex>& lock, Inode*
   a.size = size;
   a.mtime_ns = a.ctime_ns = NowNs();
   inode->MarkAttrDirty();
-  inode->data_version++;
   return Status::OK();
 }
 
@@ -1182,7 +1189,6 @@ Status FilesystemImpl::Write(InodeId ino, uint64_t fh, uint64_t offset, std::str
     }
     inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
     inode->MarkAttrDirty();
-    inode->data_version++;
     if (static_cast<size_t>(dirty_bytes_.load()) > options_.max_dirty_bytes) {
       commit_all = true;
     } else if (inode->pending_bytes > options_.inode_commit_bytes) {

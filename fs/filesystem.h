@@ -156,6 +156,10 @@ class Filesystem {
   // Files.
   virtual Status Create(const CallerContext& ctx, InodeId parent, std::string_view name,
                         uint32_t mode, OpenFlags flags, InodeAttr* attr, uint64_t* fh) = 0;
+  // *keep_cache: whether the kernel may keep its page cache of the file;
+  // always true. Every change goes through the kernel, whose write-through
+  // keeps that cache current, and dropping it while another descriptor's
+  // write is in flight caches the bytes from before that write.
   virtual Status OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool* keep_cache) = 0;
   // Reads up to `size` bytes at `offset`; short only at end of file.
   virtual Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) = 0;

@@ -111,6 +111,17 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // Never drop a file's whole page cache because a refreshed mtime or size
+  // differs (libfuse asks for auto_inval_data by default). Every change of a
+  // mounted store comes through this kernel, whose write-through keeps the
+  // cache current, so dropping is never needed, and it loses writes: the
+  // kernel fills a page and unlocks it before the WRITE reaches us, so a page
+  // dropped in that window is read back (another descriptor's readahead)
+  // with the bytes from before the write and stays cached; the writer then
+  // reads stale bytes of its own acknowledged write (docs/RELIABILITY.md,
+  // lost update between writers of one chunk).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA) conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
   LogInfo("FUSE protocol %u.%u, max_write %u, max_read %u, max_readahead %u", conn->proto_major,
           conn->proto_minor, conn->max_write, conn->max_read, conn->max_readahead);
 }

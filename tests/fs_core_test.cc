@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "codec/chunk_record.h"
 #include "fs/errno_map.h"
@@ -592,21 +593,93 @@ TEST_F(FsCoreTest, SampledDTypeForTensorWithoutHints) {
   EXPECT_EQ(ReadAll(ino), data);
 }
 
-TEST_F(FsCoreTest, KeepCacheOnlyForFilesUnchangedSinceLastOpen) {
+TEST_F(FsCoreTest, OpenKeepsTheKernelPageCacheEvenAfterWrites) {
+  // Writes all come through the kernel, so its cache is current; dropping it
+  // at an open would race with writes in flight through other descriptors.
   InodeId ino = WriteFile("k", "v1");
-  uint64_t fh;
-  bool keep = true;
-  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
-  ASSERT_OK(fs_->Release(ino, fh));
+  uint64_t fh, wfh;
+  bool keep = false;
   ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
   EXPECT_TRUE(keep);
-  ASSERT_OK(fs_->Release(ino, fh));
-  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep));
-  ASSERT_OK(fs_->Write(ino, fh, 0, "v2"));
-  ASSERT_OK(fs_->Release(ino, fh));
-  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh, &keep));
-  EXPECT_FALSE(keep);
-  ASSERT_OK(fs_->Release(ino, fh));
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{true}, &wfh, &keep));
+  ASSERT_OK(fs_->Write(ino, wfh, 0, "v2"));
+  keep = false;
+  uint64_t fh2;
+  ASSERT_OK(fs_->OpenFile(ino, OpenFlags{}, &fh2, &keep));
+  EXPECT_TRUE(keep);
+  for (uint64_t h : {fh, wfh, fh2}) ASSERT_OK(fs_->Release(ino, h));
+}
+
+// Writers own disjoint slots that straddle chunk boundaries, so neighbours
+// read-modify-write the same chunk while commits (flush, fsync, the
+// per-inode back-pressure) encode and replace it. Each writer reads its
+// bytes back after every write, and every byte survives a remount.
+TEST_F(FsCoreTest, ConcurrentWritersOfOneChunkNeverLoseUpdatesAcrossCommits) {
+  FilesystemOptions o;
+  o.inode_commit_bytes = 3 * kChunk;  // commits from inside writes too
+  Remount(o);
+  constexpr int kWriters = 3, kSlotsPerWriter = 8, kWritesPerWriter = 250;
+  constexpr size_t kSlot = 40u << 10, kPiece = 4u << 10;
+  constexpr size_t kSize = kWriters * kSlotsPerWriter * kSlot;
+  uint64_t fh0;
+  InodeId ino = Create("shared", &fh0);
+  ASSERT_OK(fs_->Write(ino, fh0, kSize - 1, std::string(1, '\0')));
+  // Piece p of slot s at version v: 4 KiB of one byte value.
+  auto piece = [](size_t slot, size_t p, int v) {
+    return std::string(kPiece, static_cast<char>(1 + (slot * 31 + p * 7 + v) % 251));
+  };
+  std::vector<std::string> model(kWriters * kSlotsPerWriter, std::string(kSlot, '\0'));
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t fh;
+      bool keep;
+      if (!fs_->OpenFile(ino, OpenFlags{true}, &fh, &keep).ok()) {
+        failures++;
+        return;
+      }
+      uint64_t r = 0x9e3779b97f4a7c15ull * (t + 1);
+      for (int i = 1; i <= kWritesPerWriter && failures == 0; ++i) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        size_t slot = (r >> 33) % kSlotsPerWriter * kWriters + t;
+        size_t first = (r >> 20) % (kSlot / kPiece);
+        size_t count = 1 + (r >> 8) % (kSlot / kPiece - first);
+        std::string data;
+        for (size_t p = first; p < first + count; ++p) data += piece(slot, p, i);
+        uint64_t off = slot * kSlot + first * kPiece;
+        std::string back;
+        if (!fs_->Write(ino, fh, off, data).ok() ||
+            !fs_->Read(ino, fh, off, data.size(), &back).ok() || back != data) {
+          failures++;
+          ADD_FAILURE() << "writer " << t << " slot " << slot << " write " << i
+                        << ": read-back differs";
+        }
+        model[slot].replace(first * kPiece, data.size(), data);
+      }
+      EXPECT_OK(fs_->Release(ino, fh));
+    });
+  }
+  std::thread committer([&] {
+    for (int i = 0; !stop; ++i) {
+      Status s = i % 20 == 0 ? fs_->Fsync(ino) : fs_->Flush(ino);
+      if (!s.ok()) {
+        failures++;
+        ADD_FAILURE() << s.ToString();
+      }
+    }
+  });
+  for (auto& th : threads) th.join();
+  stop = true;
+  committer.join();
+  ASSERT_EQ(failures.load(), 0);
+  ASSERT_OK(fs_->Release(ino, fh0));
+  std::string want;
+  for (auto& m : model) want += m;
+  EXPECT_TRUE(ReadAll(ino) == want);
+  Remount();
+  EXPECT_TRUE(ReadAll(ino) == want) << "differs after a remount";
 }
 
 TEST_F(FsCoreTest, SafetensorsHeaderChoosesTheDType) {
@@ -648,6 +721,32 @@ TEST_F(FsCoreTest, OpenRacingRenameOverKeepsTheInodeUntilForget) {
   KernelForgets(old);
   EXPECT_EQ(ToErrno(fs_->GetAttr(old, &a)), ENOENT);
   EXPECT_EQ(ReadAll(LookupIno("n")), "new contents");
+}
+
+TEST_F(FsCoreTest, RemovedDirectoryAnswersGetattrUntilTheKernelForgetsIt) {
+  // A process's cwd removed by another process: stat(".") still works (as
+  // on ext4), with link count 0, until the kernel's last reference goes.
+  InodeAttr d;
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "d", 0755, &d));  // one kernel reference
+  ASSERT_OK(fs_->Rmdir(kRootInode, "d"));
+  EXPECT_EQ(LookupIno("d"), 0u);
+  InodeAttr a;
+  ASSERT_OK(fs_->GetAttr(d.ino, &a));
+  EXPECT_EQ(a.nlink, 0u);
+  EXPECT_TRUE(S_ISDIR(a.mode));
+  InodeAttr f;
+  EXPECT_EQ(ToErrno(fs_->Mkdir(ctx_, d.ino, "sub", 0755, &f)), ENOENT);
+  KernelForgets(d.ino);
+  EXPECT_EQ(ToErrno(fs_->GetAttr(d.ino, &a)), ENOENT);
+}
+
+TEST_F(FsCoreTest, RemovedDirectoryStillReferencedIsReclaimedAfterACrash) {
+  InodeAttr d;
+  ASSERT_OK(fs_->Mkdir(ctx_, kRootInode, "d", 0755, &d));
+  ASSERT_OK(fs_->Rmdir(kRootInode, "d"));
+  Crash();
+  InodeAttr a;
+  EXPECT_EQ(ToErrno(fs_->GetAttr(d.ino, &a)), ENOENT);
 }
 
 }  // namespace
