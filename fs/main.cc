@@ -30,6 +30,7 @@
 #include "fs/log.h"
 #include "fs/store_stats.h"
 #include "index/store.h"
+#include "tools/qatqfs_admin.h"
 
 namespace qatq {
 namespace {
@@ -41,6 +42,10 @@ void PrintUsage(FILE* f) {
                "usage: qatqfs STORE MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
                "       qatqfs mkfs STORE [--chunk-size BYTES]\n"
                "       qatqfs stats MOUNTPOINT|STORE [--json]\n"
+               "       qatqfs fsck STORE|MOUNTPOINT [--repair] [--read-only] [--deep] [--json]\n"
+               "       qatqfs export MOUNT/FILE OUT.qatc [--format v3|v2]\n"
+               "       qatqfs export --store STORE /path/in/store OUT.qatc [--format v3|v2]\n"
+               "       qatqfs import IN.qatc MOUNT/FILE\n"
                "       qatqfs --version | --help\n"
                "\n"
                "Mounts a qatqfs store: files are stored as losslessly compressed chunks\n"
@@ -492,8 +497,13 @@ int main(int argc, char** argv) {
     std::string cmd = argv[1];
     if (cmd == "mkfs") return qatq::Mkfs(argc, argv);
     if (cmd == "stats") return qatq::Stats(argc, argv);
+    if (cmd == "fsck") return qatq::RunFsckCommand({argv + 2, argv + argc});
+    if (cmd == "export") return qatq::RunExportCommand({argv + 2, argv + argc});
+    if (cmd == "import") return qatq::RunImportCommand({argv + 2, argv + argc});
     if (cmd == "--version" || cmd == "-V") {
-      std::printf("qatqfs %s\n", qatq::kVersion);
+      std::printf("qatqfs %s\nstore format version: %u (reads and writes)\n"
+                  "chunk objects: QATC v3 chunk records\nlibfuse %s\n",
+                  qatq::kVersion, qatq::kStoreFormatVersion, fuse_pkgversion());
       return 0;
     }
     if (cmd == "--help" || cmd == "-h") {
