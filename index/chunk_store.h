@@ -60,6 +60,12 @@ struct FileChunkStoreOptions {
   // IOError(EROFS).
   // Default: false
   bool read_only = false;
+  // Delete leftover files in DIR/tmp/ at open. Only the process that holds
+  // the store lock (the daemon, mkfs, fsck) may: another writer beside a
+  // running daemon (`qatqfs import`) would delete the daemon's objects in
+  // flight. Temp names carry the writer's pid, so writers never collide.
+  // Default: true
+  bool remove_stale_tmp = true;
 };
 
 // One file per object: DIR/xx/<32 hex digits>, where xx are the first two

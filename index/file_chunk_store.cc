@@ -88,8 +88,11 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 
 class FileChunkStore final : public ChunkStore {
  public:
-  FileChunkStore(std::string dir, bool read_only)
-      : dir_(std::move(dir)), tmp_dir_(dir_ + "/tmp"), read_only_(read_only) {}
+  FileChunkStore(std::string dir, const FileChunkStoreOptions& options)
+      : dir_(std::move(dir)),
+        tmp_dir_(dir_ + "/tmp"),
+        read_only_(options.read_only),
+        remove_stale_tmp_(options.remove_stale_tmp) {}
 
   Status Init() {
     if (read_only_) {
@@ -101,7 +104,7 @@ class FileChunkStore final : public ChunkStore {
     bool created_top, created_tmp;
     QATQ_RETURN_IF_ERROR(MakeDir(dir_, 0700, &created_top));
     QATQ_RETURN_IF_ERROR(MakeDir(tmp_dir_, 0700, &created_tmp));
-    QATQ_RETURN_IF_ERROR(RemoveStaleTmp());
+    if (remove_stale_tmp_) QATQ_RETURN_IF_ERROR(RemoveStaleTmp());
     if (created_top || created_tmp) {
       QATQ_RETURN_IF_ERROR(FsyncPath(dir_));
       if (created_top) {
@@ -350,6 +353,7 @@ class FileChunkStore final : public ChunkStore {
   const std::string dir_;
   const std::string tmp_dir_;
   const bool read_only_;
+  const bool remove_stale_tmp_;
   std::atomic<uint64_t> tmp_counter_{0};
   std::mutex mu_;
   std::set<std::string> dirty_dirs_;  // GUARDED_BY(mu_)
@@ -361,7 +365,7 @@ Status OpenFileChunkStore(const std::string& dir, const FileChunkStoreOptions& o
                           std::unique_ptr<ChunkStore>* store) {
   std::string d = dir;
   while (d.size() > 1 && d.back() == '/') d.pop_back();
-  auto s = std::make_unique<FileChunkStore>(d, options.read_only);
+  auto s = std::make_unique<FileChunkStore>(d, options);
   QATQ_RETURN_IF_ERROR(s->Init());
   *store = std::move(s);
   return Status::OK();

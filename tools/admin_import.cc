@@ -15,6 +15,7 @@
 #include "codec/qatc_v2.h"
 #include "codec/qatc_v3.h"
 #include "index/store.h"
+#include "index/chunk_store.h"
 #include "tools/admin_util.h"
 #include "tools/cli.h"
 #include "tools/cli_args.h"
@@ -204,7 +205,23 @@ int RunImportCommand(const std::vector<std::string>& args) {
   if (::fsetxattr(tmp.fd(), "user.qatq.dtype", dtype_name.data(), dtype_name.size(), 0) != 0) {
     return ImportError(Status::FromErrno("setting user.qatq.dtype on " + tmp.path()).ToString());
   }
-  admin::ObjectWriter objects(mount.store + "/chunks");
+  // Objects go straight into the store, beside the running daemon: content
+  // addressing makes that safe, and this writer leaves chunks/tmp/ alone.
+  std::unique_ptr<ChunkStore> objects;
+  if (direct) {
+    FileChunkStoreOptions co;
+    co.remove_stale_tmp = false;
+    if (!(s = OpenFileChunkStore(mount.store + "/chunks", co, &objects)).ok())
+      return ImportError(s.ToString());
+  }
+  uint64_t objects_new = 0, objects_existing = 0;
+  auto put_object = [&](const ChunkId& id, std::string_view record) {
+    bool exists = false;
+    Status st = objects->Exists(id, &exists);
+    if (st.ok()) st = objects->Put(id, record);  // replaces a damaged object
+    if (st.ok()) ++(exists ? objects_existing : objects_new);
+    return st;
+  };
   cli::Progress progress("import", raw_bytes, !quiet);
   uint64_t done = 0;
   if (v3) {
@@ -218,12 +235,12 @@ int RunImportCommand(const std::vector<std::string>& args) {
         break;
       }
       // All-zero chunks are holes: the daemon stores no object for them.
-      if (direct && !AllZero(raw)) s = objects.Put(ChunkId::OfRaw(raw), record);
+      if (direct && !AllZero(raw)) s = put_object(ChunkId::OfRaw(raw), record);
       if (s.ok()) s = WriteAll(tmp.fd(), raw, tmp.path());
       done += raw.size();
       progress.Update(done);
     }
-    if (s.ok() && direct) s = objects.Sync();
+    if (s.ok() && direct) s = objects->Sync();
   } else {
     s = DecodeQatcV2(data, [&](std::string_view b) {
       done += b.size();
@@ -235,7 +252,7 @@ int RunImportCommand(const std::vector<std::string>& args) {
   progress.Finish();
   if (!s.ok()) {
     return ImportError(s.ToString() + "; " + target_arg + " was not changed" +
-                       (objects.written() ? " (objects already stored are removed by "
+                       (objects_new ? " (objects already stored are removed by "
                                             "qatqfs fsck --repair)"
                                           : ""));
   }
@@ -245,7 +262,7 @@ int RunImportCommand(const std::vector<std::string>& args) {
     if (v3 && direct) {
       std::printf("; %zu chunk records stored as they are: %" PRIu64 " new, %" PRIu64
                   " already present",
-                  index.chunks.size(), objects.written(), objects.existed());
+                  index.chunks.size(), objects_new, objects_existing);
     } else if (v3) {
       std::printf("; chunk size %" PRIu64 " bytes differs from the store's %u: re-encoded",
                   uint64_t{index.chunk_elements} * DTypeWidth(dtype), store_chunk_bytes);

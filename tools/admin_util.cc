@@ -41,19 +41,6 @@ bool HasOption(const std::string& opts, const std::string& name) {
   return false;
 }
 
-Status FsyncDir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open " + path);
-  int r = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (r != 0) {
-    errno = err;
-    return Status::FromErrno("fsync " + path);
-  }
-  return Status::OK();
-}
-
 }  // namespace
 
 std::vector<QatqfsMount> ListQatqfsMounts() {
@@ -106,7 +93,7 @@ std::string AbsPath(const std::string& path) {
   if (::realpath(path.c_str(), buf)) return buf;
   size_t slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (dir.empty()) dir = "/";
+  if (dir.empty()) dir.assign(1, '/');
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   if (::realpath(dir.c_str(), buf)) {
     std::string d = buf;
@@ -134,63 +121,6 @@ Status ResolvePath(MetadataStore* meta, const std::string& rel, InodeAttr* attr)
     cur = e.ino;
   }
   return meta->GetInode(cur, attr);
-}
-
-ObjectWriter::ObjectWriter(std::string chunks_dir) : dir_(std::move(chunks_dir)) {}
-
-Status ObjectWriter::Put(const ChunkId& id, std::string_view record) {
-  const std::string hex = id.ToHex();
-  const std::string sub = dir_ + "/" + hex.substr(0, 2);
-  const std::string final_path = sub + "/" + hex;
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == record.size()) {
-    // Same id = same raw bytes; a damaged object of another size is replaced.
-    ++existed_;
-    dirty_.insert(sub);
-    return Status::OK();
-  }
-  const std::string tmp = dir_ + "/tmp/" + hex + ".import." + std::to_string(::getpid()) + "." +
-                          std::to_string(counter_++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno("create " + tmp);
-  Status s;
-  if (::fchmod(fd, 0600) != 0) s = Status::FromErrno("fchmod " + tmp);
-  std::string_view left = record;
-  while (s.ok() && !left.empty()) {
-    ssize_t n = ::write(fd, left.data(), left.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      s = Status::FromErrno("write " + tmp);
-      break;
-    }
-    left.remove_prefix(static_cast<size_t>(n));
-  }
-  if (s.ok() && ::fdatasync(fd) != 0) s = Status::FromErrno("fdatasync " + tmp);
-  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno("close " + tmp);
-  if (s.ok() && ::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    if (errno == ENOENT && ::mkdir(sub.c_str(), 0700) == 0) {
-      ::chmod(sub.c_str(), 0700);
-      top_dirty_ = true;
-    }
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-      s = Status::FromErrno("rename " + tmp + " to " + final_path);
-    }
-  }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  ++written_;
-  dirty_.insert(sub);
-  return Status::OK();
-}
-
-Status ObjectWriter::Sync() {
-  for (const std::string& d : dirty_) QATQ_RETURN_IF_ERROR(FsyncDir(d));
-  dirty_.clear();
-  if (top_dirty_) QATQ_RETURN_IF_ERROR(FsyncDir(dir_));
-  top_dirty_ = false;
-  return Status::OK();
 }
 
 std::string JsonEscape(std::string_view s) {

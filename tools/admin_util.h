@@ -6,7 +6,6 @@
 #define QATQ_TOOLS_ADMIN_UTIL_H_
 
 #include <cstdint>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,28 +39,6 @@ std::string AbsPath(const std::string& path);
 // Resolves `rel` ("/a/b", components separated by '/', no symlinks
 // followed) from the root of `meta`. NotFound names the missing component.
 Status ResolvePath(MetadataStore* meta, const std::string& rel, InodeAttr* attr);
-
-// Writes chunk objects into STORE/chunks the way index/file_chunk_store.cc
-// does (tmp file, fdatasync, rename; an existing object of the same size is
-// kept) without opening a FileChunkStore, whose writable open deletes every
-// file in chunks/tmp/, including the running daemon's objects in flight.
-// Temp names carry ".import.<pid>." so they never collide with the
-// daemon's. Not thread-safe.
-class ObjectWriter {
- public:
-  explicit ObjectWriter(std::string chunks_dir);
-  Status Put(const ChunkId& id, std::string_view record);
-  // fsyncs the fan-out directories touched so far, then chunks/.
-  Status Sync();
-  uint64_t written() const { return written_; }
-  uint64_t existed() const { return existed_; }
-
- private:
-  std::string dir_;
-  std::set<std::string> dirty_;
-  bool top_dirty_ = false;
-  uint64_t counter_ = 0, written_ = 0, existed_ = 0;
-};
 
 // Output helpers.
 std::string JsonEscape(std::string_view s);
