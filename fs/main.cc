@@ -19,9 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +28,7 @@
 #include "fs/log.h"
 #include "fs/store_stats.h"
 #include "index/store.h"
+#include "tools/admin_util.h"
 #include "tools/qatqfs_admin.h"
 
 namespace qatq {
@@ -160,20 +159,10 @@ int Mkfs(int argc, char** argv) {
   return 0;
 }
 
-// The store path of a qatqfs mount at `mnt` (from /proc/self/mountinfo), or
-// empty.
+// The store path of a qatqfs mount at `mnt`, or empty.
 std::string StoreOfMount(const std::string& mnt) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream ss(line);
-    std::string id, parent, dev, root, mp, opts, tok;
-    ss >> id >> parent >> dev >> root >> mp >> opts;
-    while (ss >> tok && tok != "-") {
-    }
-    std::string fstype, source;
-    ss >> fstype >> source;
-    if (mp == mnt && fstype == "fuse.qatqfs") return source;
+  for (const admin::QatqfsMount& m : admin::ListQatqfsMounts()) {
+    if (m.mount_point == mnt) return m.store;
   }
   return {};
 }
