@@ -34,7 +34,11 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/reliability/rng.h"
+
 namespace {
+
+using qatq::test::Rng;
 
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
@@ -68,26 +72,6 @@ struct Options {
   bool timing = false;
 };
 
-// splitmix64: the generator for both decisions and data. Small, fast, and
-// identical on every platform (std:: distributions are not).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n); n > 0.
-  uint64_t Below(uint64_t n) { return n == 0 ? 0 : Next() % n; }
-  // Uniform in [lo, hi].
-  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Below(hi - lo + 1); }
-  bool OneIn(uint64_t n) { return Below(n) == 0; }
-
- private:
-  uint64_t state_;
-};
 
 // Expected file contents: a size plus 64 KiB pages; a missing page reads as
 // zeros. Invariant: every stored byte at or past size_ is zero, so growing

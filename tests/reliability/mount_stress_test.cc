@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "tests/reliability/mount_util.h"
+#include "tests/reliability/rng.h"
 #include "tests/testutil.h"
 
 namespace qatq::test {
@@ -45,27 +46,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-uint64_t EnvOr(const char* name, uint64_t def) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoull(v, nullptr, 0) : def;
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint64_t Below(uint64_t n) { return n == 0 ? 0 : Next() % n; }
-  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Below(hi - lo + 1); }
-  bool OneIn(uint64_t n) { return Below(n) == 0; }
-
- private:
-  uint64_t state_;
-};
 
 void FillRandom(uint64_t key, char* out, size_t len) {
   Rng g(key);
