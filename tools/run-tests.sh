@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-2}
-FUZZ_RUNS=${FUZZ_RUNS:-500000}
+FUZZ_RUNS=${FUZZ_RUNS:-200000}
 SHARED=${QATQ_SHARED_DIR:-$ROOT/../shared}
 start=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
