@@ -22,23 +22,8 @@ namespace {
 
 using test::QatqfsMount;
 
-class MountPosixTest : public ::testing::Test {
+class MountPosixTest : public test::MountedStoreTest {
  protected:
-  void SetUp() override {
-    QATQ_REQUIRE_MOUNT();
-    m_ = std::make_unique<QatqfsMount>();
-    ASSERT_TRUE(m_->Mkfs());
-    ASSERT_TRUE(m_->Mount());
-  }
-  void TearDown() override {
-    if (m_) {
-      EXPECT_EQ(m_->Unmount(), 0) << m_->Log();
-    }
-  }
-  void Remount() {
-    ASSERT_EQ(m_->Unmount(), 0) << m_->Log();
-    ASSERT_TRUE(m_->Mount());
-  }
   std::string P(const std::string& rel) { return m_->path(rel); }
   static void Put(const std::string& p, const std::string& data) {
     int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -48,7 +33,6 @@ class MountPosixTest : public ::testing::Test {
   }
   static std::string Get(const std::string& p) { return test::ReadFileOrDie(p); }
 
-  std::unique_ptr<QatqfsMount> m_;
 };
 
 TEST_F(MountPosixTest, WriteReadOverwriteAcrossRemount) {

@@ -12,23 +12,8 @@ using test::QatqfsMount;
 using test::RunCommand;
 using test::ShellQuote;
 
-class MountToolsTest : public ::testing::Test {
+class MountToolsTest : public test::MountedStoreTest {
  protected:
-  void SetUp() override {
-    QATQ_REQUIRE_MOUNT();
-    m_ = std::make_unique<QatqfsMount>();
-    ASSERT_TRUE(m_->Mkfs());
-    ASSERT_TRUE(m_->Mount());
-  }
-  void TearDown() override {
-    if (m_) {
-      EXPECT_EQ(m_->Unmount(), 0) << m_->Log();
-    }
-  }
-  void Remount() {
-    ASSERT_EQ(m_->Unmount(), 0) << m_->Log();
-    ASSERT_TRUE(m_->Mount());
-  }
   // Runs `cmd` and expects exit 0; returns its output (stderr included).
   std::string Sh(const std::string& cmd) {
     std::string out;
@@ -36,7 +21,6 @@ class MountToolsTest : public ::testing::Test {
     EXPECT_EQ(rc, 0) << cmd << "\n" << out;
     return out;
   }
-  std::unique_ptr<QatqfsMount> m_;
 };
 
 TEST_F(MountToolsTest, CopyCorpusThenCompareAndSha256AcrossRemount) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -170,6 +171,30 @@ class QatqfsMount {
   std::filesystem::path root_;
   std::string store_, mnt_, log_;
   pid_t pid_ = -1;
+};
+
+// A gtest fixture with a fresh store mounted for each test (skipped when
+// mount tests cannot run here) and unmounted in TearDown, where a non-zero
+// daemon exit fails the test.
+class MountedStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    QATQ_REQUIRE_MOUNT();
+    m_ = std::make_unique<QatqfsMount>();
+    ASSERT_TRUE(m_->Mkfs());
+    ASSERT_TRUE(m_->Mount());
+  }
+  void TearDown() override {
+    if (m_) {
+      EXPECT_EQ(m_->Unmount(), 0) << m_->Log();
+    }
+  }
+  void Remount() {
+    ASSERT_EQ(m_->Unmount(), 0) << m_->Log();
+    ASSERT_TRUE(m_->Mount());
+  }
+
+  std::unique_ptr<QatqfsMount> m_;
 };
 
 }  // namespace qatq::test
