@@ -1,8 +1,8 @@
 // Golden QATC v3 files (tests/golden-v3/): valid files must decode to their
 // committed raw twins forever; invalid ones must be rejected forever.
 // Regenerate (only when adding files; never to make a failing test pass):
-//   build/tests/v3_golden_test --gtest_also_run_disabled_tests \
-//       --gtest_filter='*DISABLED_Regenerate*'
+//   build/tests/v3_golden_test --gtest_also_run_disabled_tests
+//       --gtest_filter='*DISABLED_Regenerate*'   (one command line)
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
