@@ -168,6 +168,8 @@ class FilesystemImpl final : public Filesystem {
   Status Flush(InodeId ino) override { return CommitInode(ino, false, false); }
   Status Fsync(InodeId ino) override { return CommitInode(ino, true, false); }
   Status Release(InodeId ino, uint64_t fh) override;
+  Status CopyFileRange(InodeId src, uint64_t src_off, InodeId dst, uint64_t dst_off,
+                       uint64_t len, uint64_t* copied) override;
   Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags) override;
   Status GetXattr(InodeId ino, std::string_view name, std::string* value) override;
   Status ListXattr(InodeId ino, std::vector<std::string>* names) override;
@@ -229,6 +231,18 @@ class FilesystemImpl final : public Filesystem {
   // fetching.
   Status DirtyChunkLocked(std::unique_lock<std::mutex>& lock, Inode* inode, uint64_t index,
                           PendingChunk** out);
+  // Copies bytes through Read and Write; *copied is short if the source
+  // ends early.
+  Status CopyBytes(InodeId src, uint64_t src_off, InodeId dst, uint64_t dst_off, uint64_t len,
+                   uint64_t* copied);
+  // Points `count` whole chunks of dst, from index dst_first, at the
+  // committed chunks of src from src_first, plus one more chunk of
+  // tail_len bytes when tail_len > 0 (the source's last chunk). Chunks it
+  // cannot share (uncommitted in src, or dst holds bytes past the tail) are
+  // listed in *unshared as positions 0..count and left to the caller.
+  Status ShareChunks(const std::shared_ptr<Inode>& src, uint64_t src_first,
+                     const std::shared_ptr<Inode>& dst, uint64_t dst_first, uint64_t count,
+                     uint64_t tail_len, std::vector<uint64_t>* unshared);
   // REQUIRES: inode->mu held. In-memory truncate.
   Status TruncateLocked(std::unique_lock<std::mutex>& lock, Inode* inode, uint64_t size);
 
@@ -1402,6 +1416,203 @@ void FilesystemImpl::Unpin(const ChunkId& id) {
   std::lock_guard<std::mutex> l(pin_mu_);
   auto it = pins_.find(id);
   if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+}
+
+// ---------------------------------------------------------------------------
+// copy_file_range
+
+Status FilesystemImpl::CopyFileRange(InodeId src_ino, uint64_t src_off, InodeId dst_ino,
+                                     uint64_t dst_off, uint64_t len, uint64_t* copied) {
+  *copied = 0;
+  QATQ_RETURN_IF_ERROR(CheckWritable());
+  InodeRef src, dst;
+  QATQ_RETURN_IF_ERROR(GetInode(src_ino, &src));
+  QATQ_RETURN_IF_ERROR(GetInode(dst_ino, &dst));
+  uint64_t src_size, cb;
+  auto check_regular = [](const InodeAttr& a) {
+    if (S_ISDIR(a.mode)) return Status::Posix(EISDIR, "copy of a directory");
+    if (!S_ISREG(a.mode)) return Status::Posix(EINVAL, "copy of a special file");
+    return Status::OK();
+  };
+  {
+    std::lock_guard<std::mutex> l(src->mu);
+    QATQ_RETURN_IF_ERROR(check_regular(src->attr));
+    src_size = src->attr.size;
+    cb = src->attr.chunk_bytes;
+  }
+  bool same_chunking;
+  {
+    std::lock_guard<std::mutex> l(dst->mu);
+    QATQ_RETURN_IF_ERROR(check_regular(dst->attr));
+    same_chunking = dst->attr.chunk_bytes == cb;
+  }
+  if (src_off >= src_size || len == 0) return Status::OK();
+  len = std::min(len, src_size - src_off);
+  if (dst_off + len < dst_off || dst_off + len > (1ull << 60)) {
+    return Status::Posix(EFBIG, "file too large");
+  }
+  if (src_ino == dst_ino && src_off < dst_off + len && dst_off < src_off + len) {
+    return Status::Posix(EINVAL, "overlapping ranges of one file");
+  }
+
+  uint64_t done = 0, shared = 0;
+  if (same_chunking && src_off % cb == dst_off % cb) {
+    // Bytes written through other descriptors must be in the committed map
+    // to be shared.
+    QATQ_RETURN_IF_ERROR(CommitInodeRef(src, false, false));
+    uint64_t head = std::min(len, (cb - src_off % cb) % cb);
+    uint64_t n = 0;
+    QATQ_RETURN_IF_ERROR(CopyBytes(src_ino, src_off, dst_ino, dst_off, head, &n));
+    done = n;
+    if (n < head) {
+      *copied = done;
+      return Status::OK();
+    }
+    const uint64_t rest = len - head;
+    const uint64_t whole = rest / cb;
+    // The source's last chunk can be shared too when the copy ends at its
+    // end of file.
+    const uint64_t tail = rest % cb != 0 && src_off + len == src_size ? rest % cb : 0;
+    if (whole > 0 || tail > 0) {
+      std::vector<uint64_t> unshared;
+      QATQ_RETURN_IF_ERROR(ShareChunks(src, (src_off + head) / cb, dst, (dst_off + head) / cb,
+                                       whole, tail, &unshared));
+      shared = whole + (tail > 0 ? 1 : 0) - unshared.size();
+      for (uint64_t k : unshared) {
+        uint64_t off = head + k * cb;
+        uint64_t want = k < whole ? cb : tail;
+        QATQ_RETURN_IF_ERROR(CopyBytes(src_ino, src_off + off, dst_ino, dst_off + off, want, &n));
+      }
+      done = head + whole * cb + tail;
+    }
+  }
+  uint64_t n = 0;
+  QATQ_RETURN_IF_ERROR(CopyBytes(src_ino, src_off + done, dst_ino, dst_off + done, len - done, &n));
+  *copied = done + n;
+  LogDebug("copy_file_range %s -> %s: %llu bytes, %llu chunks shared", src->name.c_str(),
+           dst->name.c_str(), static_cast<unsigned long long>(*copied),
+           static_cast<unsigned long long>(shared));
+  return Status::OK();
+}
+
+Status FilesystemImpl::CopyBytes(InodeId src, uint64_t src_off, InodeId dst, uint64_t dst_off,
+                                 uint64_t len, uint64_t* copied) {
+  *copied = 0;
+  std::string buf;
+  while (*copied < len) {
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(len - *copied, 1u << 20));
+    // fh 0 names no open handle: no O_APPEND, no per-handle readahead.
+    QATQ_RETURN_IF_ERROR(Read(src, 0, src_off + *copied, piece, &buf));
+    if (buf.empty()) break;
+    QATQ_RETURN_IF_ERROR(Write(dst, 0, dst_off + *copied, buf));
+    *copied += buf.size();
+    if (buf.size() < piece) break;
+  }
+  return Status::OK();
+}
+
+Status FilesystemImpl::ShareChunks(const InodeRef& src, uint64_t src_first, const InodeRef& dst,
+                                   uint64_t dst_first, uint64_t count, uint64_t tail_len,
+                                   std::vector<uint64_t>* unshared) {
+  const uint64_t total = count + (tail_len > 0 ? 1 : 0);
+  // dst's own uncommitted changes go first, so the map edit below is the
+  // only change in flight for it (flush_mu keeps other commits out).
+  QATQ_RETURN_IF_ERROR(CommitInodeRef(dst, false, false));
+  std::lock_guard<std::mutex> fl(dst->flush_mu);
+  std::lock_guard<std::mutex> cl(commit_mu_);
+  // Under commit_mu_ no commit can drop the source's objects before ours
+  // adds references to them.
+  std::vector<std::optional<ChunkRef>> refs(total);  // nullopt: a hole
+  std::vector<bool> shareable(total, true);
+  uint64_t cb;
+  DType src_dtype;
+  DTypeSource src_dtype_source;
+  {
+    std::lock_guard<std::mutex> l(src->mu);
+    if (src->deleted) return Status::Posix(ENOENT, "inode deleted");
+    QATQ_RETURN_IF_ERROR(LoadMapLocked(src.get()));
+    cb = src->attr.chunk_bytes;
+    src_dtype = src->attr.dtype;
+    src_dtype_source = src->attr.dtype_source;
+    for (uint64_t k = 0; k < total; ++k) {
+      uint64_t idx = src_first + k;
+      if (src->pending.count(idx) || idx >= src->floor) {
+        shareable[k] = false;
+        continue;
+      }
+      auto it = src->committed.find(idx);
+      if (it != src->committed.end()) refs[k] = it->second;
+      if (k == count && refs[k] && refs[k]->raw_len > tail_len) shareable[k] = false;
+    }
+  }
+
+  std::lock_guard<std::mutex> l(dst->mu);
+  if (dst->deleted) return Status::Posix(ENOENT, "inode deleted");
+  QATQ_RETURN_IF_ERROR(LoadMapLocked(dst.get()));
+  // A truncate not yet committed marks committed chunks dead from the
+  // floor on; sharing into such a map would be undone by its commit.
+  if (dst->floor != kNoFloor) shareable.assign(total, false);
+  // Bytes of dst past the copied tail must survive, so that chunk is copied.
+  if (tail_len > 0 && dst->attr.size > (dst_first + count) * cb + tail_len) {
+    shareable[count] = false;
+  }
+  auto b = meta_->NewBatch();
+  std::map<ChunkId, int64_t> deltas;
+  std::map<ChunkId, uint32_t> sizes;
+  std::map<uint64_t, std::optional<ChunkRef>> map_changes;
+  uint64_t new_end = 0;
+  for (uint64_t k = 0; k < total; ++k) {
+    if (!shareable[k]) {
+      unshared->push_back(k);
+      continue;
+    }
+    uint64_t j = dst_first + k;
+    auto old = dst->committed.find(j);
+    if (old != dst->committed.end()) {
+      deltas[old->second.id]--;
+      sizes[old->second.id] = old->second.stored_len;
+    }
+    if (refs[k]) {
+      b->PutChunkRef(dst->ino, j, *refs[k]);
+      deltas[refs[k]->id]++;
+      sizes[refs[k]->id] = refs[k]->stored_len;
+    } else if (old != dst->committed.end()) {
+      b->DeleteChunkRef(dst->ino, j);
+    }
+    map_changes[j] = refs[k];
+    new_end = j * cb + (k < count ? cb : tail_len);
+  }
+  if (map_changes.empty()) return Status::OK();
+  InodeAttr a = dst->attr;
+  if (a.dtype_source == DTypeSource::kDefault) {
+    // The copy decides the dtype of a file nothing was written to yet.
+    a.dtype = src_dtype;
+    a.dtype_source = src_dtype_source;
+  }
+  a.size = std::max(dst->committed_size, new_end);
+  a.mtime_ns = a.ctime_ns = NowNs();
+  b->PutInode(a);
+  std::vector<std::pair<ChunkId, uint32_t>> dead;
+  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), deltas, &dead, sizes));
+  QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), false));
+  for (auto& [j, ref] : map_changes) {
+    // Uncommitted bytes there (written since our commit) are superseded.
+    auto pit = dst->pending.find(j);
+    if (pit != dst->pending.end()) DropPendingLocked(dst.get(), pit);
+    if (ref) {
+      dst->committed[j] = *ref;
+    } else {
+      dst->committed.erase(j);
+    }
+  }
+  dst->attr.dtype = a.dtype;
+  dst->attr.dtype_source = a.dtype_source;
+  dst->attr.size = std::max(dst->attr.size, a.size);
+  dst->attr.mtime_ns = a.mtime_ns;
+  dst->attr.ctime_ns = a.ctime_ns;
+  dst->committed_size = a.size;
+  DeleteDead(dead);
+  return Status::OK();
 }
 
 // ---------------------------------------------------------------------------

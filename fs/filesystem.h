@@ -170,6 +170,14 @@ class Filesystem {
   // Commits and makes durable.
   virtual Status Fsync(InodeId ino) = 0;
   virtual Status Release(InodeId ino, uint64_t fh) = 0;
+  // copy_file_range(2): copies up to `len` bytes of file `src` at `src_off`
+  // to file `dst` at `dst_off`; *copied is short only at the source's end of
+  // file. Chunks covered whole, at the same offset within a chunk in both
+  // files, are shared (their reference counts grow) instead of decoded and
+  // stored again, so copying a committed file costs index updates only; the
+  // rest is copied as bytes. EINVAL for overlapping ranges of one file.
+  virtual Status CopyFileRange(InodeId src, uint64_t src_off, InodeId dst, uint64_t dst_off,
+                               uint64_t len, uint64_t* copied) = 0;
 
   // Extended attributes. Only user.* is writable; user.qatq.* statistics are
   // read-only and not listed; user.qatq.dtype on a file sets its dtype.

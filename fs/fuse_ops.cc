@@ -343,6 +343,18 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_
   });
 }
 
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
+                     fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len, int flags) {
+  Guard(req, [&] {
+    if (flags != 0) return ReplyErr(req, Status::Posix(EINVAL, "copy_file_range flags"));
+    uint64_t copied = 0;
+    Status s = Fs(req)->CopyFileRange(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                      static_cast<uint64_t>(off_out), len, &copied);
+    if (!s.ok()) return ReplyErr(req, s);
+    fuse_reply_write(req, copied);
+  });
+}
+
 void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Guard(req, [&] { ReplyErr(req, Fs(req)->Flush(ino)); });
 }
@@ -518,6 +530,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.read = OpRead;
   ops.write = OpWrite;
   ops.flush = OpFlush;
+  ops.copy_file_range = OpCopyFileRange;
   ops.release = OpRelease;
   ops.fsync = OpFsync;
   ops.opendir = OpOpendir;

@@ -40,7 +40,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 asan_line=$(grep -E "tests passed|tests failed" build-asan/ctest.log | tail -1)
 
 stage "ThreadSanitizer build of the concurrent modules' unit tests"
-TSAN_TESTS=(fs_core_test metadata_store_test chunk_store_test)
+TSAN_TESTS=(fs_core_test fs_copy_test metadata_store_test chunk_store_test)
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATQFS_TSAN=ON >/dev/null
 ninja -C build-tsan -j"$JOBS" "${TSAN_TESTS[@]}"
 tsan_failed=0
