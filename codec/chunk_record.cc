@@ -92,11 +92,12 @@ Status VerifyChunkRecord(std::string_view record, ChunkRecordInfo* info) {
   return Status::OK();
 }
 
-Status DecodeChunkRecord(std::string_view record, char* dst, size_t dst_capacity,
-                         ChunkRecordInfo* info) {
-  ChunkRecordInfo r;
-  QATQ_RETURN_IF_ERROR(VerifyChunkRecord(record, &r));
-  if (dst_capacity < r.raw_len) return Status::InvalidArgument("decode buffer too small");
+namespace {
+
+// Decodes the body of `record`, whose header `r` was parsed and checksum
+// verified, into dst[0, r.raw_len).
+Status DecodeVerifiedRecord(std::string_view record, const ChunkRecordInfo& r, char* dst,
+                            ChunkRecordInfo* info) {
   QATQ_RETURN_IF_ERROR(
       v3::DecodeBody(r.strategy, r.dtype, record.substr(kChunkRecordHeaderSize), dst, r.raw_len));
   if (XXH3_64bits(dst, r.raw_len) != r.raw_checksum)
@@ -105,11 +106,23 @@ Status DecodeChunkRecord(std::string_view record, char* dst, size_t dst_capacity
   return Status::OK();
 }
 
-Status DecodeChunkRecord(std::string_view record, std::string* raw, ChunkRecordInfo* info) {
+}  // namespace
+
+Status DecodeChunkRecord(std::string_view record, char* dst, size_t dst_capacity,
+                         ChunkRecordInfo* info) {
   ChunkRecordInfo r;
-  QATQ_RETURN_IF_ERROR(ParseChunkRecordHeader(record, &r));
+  QATQ_RETURN_IF_ERROR(VerifyChunkRecord(record, &r));
+  if (dst_capacity < r.raw_len) return Status::InvalidArgument("decode buffer too small");
+  return DecodeVerifiedRecord(record, r, dst, info);
+}
+
+Status DecodeChunkRecord(std::string_view record, std::string* raw, ChunkRecordInfo* info) {
+  // Checksum first: the header's raw length is trusted (up to 64 MiB
+  // allocated and zeroed) only once the record is known to be intact.
+  ChunkRecordInfo r;
+  QATQ_RETURN_IF_ERROR(VerifyChunkRecord(record, &r));
   raw->resize(r.raw_len);
-  return DecodeChunkRecord(record, raw->data(), raw->size(), info);
+  return DecodeVerifiedRecord(record, r, raw->data(), info);
 }
 
 std::string StrategyName(uint8_t strategy) { return v3::StrategyName(strategy); }

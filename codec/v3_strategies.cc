@@ -114,10 +114,12 @@ W LoadW(const char* p) {
 // Calls fn(i, pos) for every element i, with pos its index in the streams.
 // Element i - stride is always visited before element i (decoders read it):
 // natural order, or for the transposed layout column by column, which also
-// walks the streams sequentially.
+// walks the streams sequentially. Without a full row every element is in the
+// tail, so the order is natural: walking `stride` empty columns would cost up
+// to 2^32 steps for a hostile stride on a short chunk.
 template <typename Fn>
 inline void ForEachElement(const Layout& lay, Fn&& fn) {
-  if (!lay.transposed || lay.stride <= 1) {
+  if (!lay.transposed || lay.stride <= 1 || lay.rows == 0) {
     for (size_t i = 0; i < lay.n; ++i) fn(i, i);
     return;
   }
