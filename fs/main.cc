@@ -42,14 +42,15 @@ void PrintUsage(FILE* f) {
                "       qatqfs mkfs STORE [--chunk-size BYTES]\n"
                "       qatqfs stats MOUNTPOINT|STORE [--json]\n"
                "       qatqfs fsck STORE|MOUNTPOINT [--repair] [--read-only] [--deep] [--json]\n"
-               "       qatqfs export MOUNT/FILE OUT.qatc [--format v3|v2]\n"
+               "       qatqfs export MOUNT/FILE OUT.qatc [--format v3|v2] [--quiet]\n"
                "       qatqfs export --store STORE /path/in/store OUT.qatc [--format v3|v2]\n"
-               "       qatqfs import IN.qatc MOUNT/FILE\n"
+               "       qatqfs import IN.qatc MOUNT/FILE [--quiet]\n"
                "       qatqfs --version | --help\n"
                "\n"
                "Mounts a qatqfs store: files are stored as losslessly compressed chunks\n"
                "(QATC v3) indexed in RocksDB. Also usable as `mount -t fuse.qatqfs STORE MNT`\n"
                "and in fstab: STORE MNT fuse.qatqfs allow_other,default_permissions 0 0\n"
+               "Run 'qatqfs fsck|export|import --help' for those commands; see qatqfs(8).\n"
                "\n"
                "qatqfs options:\n"
                "  -o ro                   mount read-only\n"
@@ -62,11 +63,16 @@ void PrintUsage(FILE* f) {
                "  -o read_ahead_kb=N      kernel readahead of the mount (default 1024;\n"
                "                          0 keeps the kernel's 128)\n"
                "  -o log_level=error|warning|info|debug (default warning)\n"
-               "  -f                      stay in the foreground\n"
+               "  -o max_threads=N        FUSE worker threads (default 10)\n"
+               "  -f                      stay in the foreground (log to stderr, else syslog)\n"
                "  -d                      debug (FUSE request trace; implies -f)\n"
                "  -s                      single-threaded session loop\n"
-               "FUSE options: allow_other, default_permissions, fsname=, and others of\n"
-               "mount.fuse3(8).\n");
+               "FUSE options: allow_other, default_permissions, max_idle_threads=N, clone_fd,\n"
+               "and others of mount.fuse3(8) (fsname is always the store's absolute path).\n"
+               "mkfs: --chunk-size (or -c) BYTES, a multiple of 4 from 64K to 16M (K and M\n"
+               "suffixes), default 1M.\n"
+               "Exit status: 0 mounted (or done), 1 error, 2 usage error; fsck: 0 clean,\n"
+               "1 repaired, 4 problems left, 8 operational error, 16 usage error.\n");
 }
 
 struct Config {

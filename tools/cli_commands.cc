@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/chunk_record.h"
 #include "codec/qatc_v2.h"
 #include "codec/qatc_v3.h"
 #include "codec/v3_strategies.h"
@@ -38,6 +39,8 @@ constexpr const char* kMainUsage =
     "  inspect         describe a payload or container\n"
     "  bench           codec benchmark\n"
     "Run 'qatq COMMAND --help' for the options of a command. '-' is stdin/stdout.\n"
+    "'qatq --version' prints the version. A progress bar (throughput, ETA) is drawn\n"
+    "on stderr for long work when stderr is a terminal; --quiet turns it off.\n"
     "Exit status: 0 success, 1 bad data or I/O error, 2 usage error.\n";
 
 constexpr const char* kEncodeUsage =
@@ -348,10 +351,15 @@ int RunEncodeChunked(const std::vector<std::string>& args) {
     opt.chunk_elements = static_cast<uint32_t>(chunk);
     opt.threads = static_cast<int>(threads);
     opt.chunk.stride_hint = static_cast<uint32_t>(stride);
+    // Progress counts input bytes: the encoder passes each chunk record to
+    // the sink in one piece, and a record's header holds its raw length.
     uint64_t done = 0;
     s = EncodeQatcV3(dtype, input.data(), opt, [&](std::string_view b) {
-      done += b.size();
-      progress.Update(std::min<uint64_t>(done, input.data().size()));
+      ChunkRecordInfo info;
+      if (ParseChunkRecordHeader(b, &info).ok() && info.record_len() == b.size()) {
+        done += info.raw_len;
+        progress.Update(done);
+      }
       return sink(b);
     });
   }

@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cinttypes>
+#include <cstdlib>
 #include <cstring>
 
 namespace qatq::cli {
@@ -134,10 +137,40 @@ void AtomicOutput::Abandon() {
   }
 }
 
+namespace {
+
+// Milliseconds before the first draw: $QATQ_PROGRESS_DELAY_MS, else 1000.
+// Tests set 0 to get a bar from the first update, whatever the machine speed.
+int ProgressDelayMs() {
+  const char* env = std::getenv("QATQ_PROGRESS_DELAY_MS");
+  if (env == nullptr || *env == '\0') return 1000;
+  char* end;
+  long v = std::strtol(env, &end, 10);
+  if (*end != '\0' || v < 0) return 1000;
+  return static_cast<int>(std::min(v, 3600L * 1000));
+}
+
+// "7s", "2m05s", "1h02m": short enough to keep the line under 80 columns.
+std::string FormatEta(double seconds) {
+  const uint64_t s = static_cast<uint64_t>(seconds + 0.5);
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "s", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s / 60 % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
 Progress::Progress(std::string label, uint64_t total, bool enabled)
     : label_(std::move(label)),
       total_(total),
       enabled_(enabled && isatty(STDERR_FILENO)),
+      delay_(std::chrono::milliseconds(enabled_ ? ProgressDelayMs() : 0)),
       start_(std::chrono::steady_clock::now()),
       last_(start_) {}
 
@@ -146,20 +179,33 @@ Progress::~Progress() { Finish(); }
 void Progress::Update(uint64_t done) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  double elapsed = std::chrono::duration<double>(now - start_).count();
-  if (elapsed < 1.0 || now - last_ < std::chrono::milliseconds(200)) return;
+  // Redraw at most every 200 ms (or as often as the first-draw delay, if
+  // shorter), so a fast loop does not flood the terminal.
+  const auto interval =
+      std::min<std::chrono::steady_clock::duration>(delay_, std::chrono::milliseconds(200));
+  if (now - start_ < delay_ || (shown_ && now - last_ < interval)) return;
   last_ = now;
-  double rate = done / elapsed;
-  double pct = total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
-  double eta = rate > 0 && total_ > done ? static_cast<double>(total_ - done) / rate : 0;
-  std::fprintf(stderr, "\rqatq: %s %5.1f%%  %7.1f MB/s  ETA %4.0fs ", label_.c_str(), pct,
-               rate / 1e6, eta);
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  done = std::min(done, total_);
+  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+  const double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+  constexpr int kBarWidth = 20;
+  char bar[kBarWidth + 1];
+  const int filled = static_cast<int>(frac * kBarWidth);
+  for (int i = 0; i < kBarWidth; ++i) bar[i] = i < filled ? '#' : '.';
+  bar[kBarWidth] = '\0';
+  // Unknown until something is done; 0 at the end.
+  const std::string eta = rate > 0 ? FormatEta(static_cast<double>(total_ - done) / rate) : "?";
+  std::fprintf(stderr, "\rqatq: %s [%s] %5.1f%% %8.1f MB/s ETA %-6s", label_.c_str(), bar,
+               100.0 * frac, rate / 1e6, eta.c_str());
   std::fflush(stderr);
   shown_ = true;
 }
 
 void Progress::Finish() {
   if (shown_) {
+    // Erase the line: the bar is transient, it leaves no trace in the
+    // scrollback when the work is done.
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
     shown_ = false;

@@ -60,13 +60,19 @@ class AtomicOutput {
   uint64_t written_ = 0;
 };
 
-// A one-line progress display on stderr ("45% 123.4 MB/s ETA 3s"), shown
-// only when stderr is a terminal, not suppressed, and the work has run for
-// more than a second. Not thread-safe: update from one thread.
+// A one-line progress bar on stderr for long work:
+//   qatq: encode [#########...........]  45.0%    123.4 MB/s ETA 3s
+// (throughput = bytes done / time since construction; ETA from that rate).
+// Drawn only when `enabled` (callers pass !--quiet) and stderr is a
+// terminal, so pipes, files and logs never see it; first drawn once the work
+// has run for a second ($QATQ_PROGRESS_DELAY_MS overrides the delay; tests
+// set 0), then redrawn at most every 200 ms. Finish() (or the destructor)
+// erases the line. Not thread-safe: update from one thread.
 class Progress {
  public:
   Progress(std::string label, uint64_t total, bool enabled);
   ~Progress();
+  // `done` of `total` bytes are done.
   void Update(uint64_t done);
   void Finish();
 
@@ -74,6 +80,7 @@ class Progress {
   std::string label_;
   uint64_t total_;
   bool enabled_, shown_ = false;
+  std::chrono::steady_clock::duration delay_;
   std::chrono::steady_clock::time_point start_, last_;
 };
 

@@ -30,13 +30,20 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: qatq bench [--markdown] [--threads N] [--runs N] [--chunk ELEMENTS] [--effort N]\n"
-    "                  [--codecs LIST] [--gate BASELINE.tsv] [--write-baseline FILE] FILES...\n"
+    "                  [--codecs LIST] [--gate BASELINE.tsv [--speed-advisory]]\n"
+    "                  [--write-baseline FILE] FILES...\n"
     "  dtype from the file suffix: .bf16le .f16le .f32le (anything else: bytes)\n"
+    "  --markdown: print the table as Markdown\n"
+    "  --threads N: threads of the multi-thread columns (default 0 = all cores)\n"
+    "  --runs N: runs per measurement, the best is kept (default 3)\n"
+    "  --chunk ELEMENTS: elements per chunk of v3, v2, exp-only (default 65536)\n"
+    "  --effort N: v3 encoder effort, 0 fastest .. 9 smallest (default 5)\n"
     "  --codecs: comma list of v3,v2,zstd1,zstd3,zstd19,lz4,planes-zstd,exp-only\n"
     "            (default: all)\n"
     "  --gate: compare v3 ratios with BASELINE.tsv (fail if worse by > 0.001) and\n"
     "          v3 speed with zstd in this process (fail below half the targets)\n"
-    "  --speed-advisory: with --gate, report speed failures without failing\n";
+    "  --speed-advisory: with --gate, report speed failures without failing\n"
+    "  --write-baseline FILE: write the v3 ratio of each file as a baseline\n";
 
 struct BenchOptions {
   bool markdown = false;
