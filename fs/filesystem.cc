@@ -26,6 +26,45 @@
 
 namespace qatq {
 
+// ---------------------------------------------------------------------------
+// ReadBuffer
+
+namespace {
+// Holes and bytes past a chunk's end are served from here.
+constexpr size_t kZeroPage = 1u << 20;
+const char* ZeroPage() {
+  static const char* zeros = new char[kZeroPage]();
+  return zeros;
+}
+}  // namespace
+
+void ReadBuffer::Append(std::shared_ptr<const std::string> owner, std::string_view slice) {
+  if (slice.empty()) return;
+  if (owner) owners_.push_back(std::move(owner));
+  slices_.push_back(slice);
+  size_ += slice.size();
+}
+
+void ReadBuffer::AppendZeros(size_t n) {
+  while (n > 0) {
+    size_t k = std::min(n, kZeroPage);
+    Append(nullptr, std::string_view(ZeroPage(), k));
+    n -= k;
+  }
+}
+
+void ReadBuffer::CopyTo(std::string* out) const {
+  out->clear();
+  out->reserve(size_);
+  for (std::string_view s : slices_) out->append(s);
+}
+
+void ReadBuffer::Clear() {
+  owners_.clear();
+  slices_.clear();
+  size_ = 0;
+}
+
 namespace {
 
 constexpr uint64_t kNoFloor = UINT64_MAX;
@@ -163,7 +202,8 @@ class FilesystemImpl final : public Filesystem {
   Status Create(const CallerContext& ctx, InodeId parent, std::string_view name, uint32_t mode,
                 OpenFlags flags, InodeAttr* attr, uint64_t* fh) override;
   Status OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool* keep_cache) override;
-  Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) override;
+  Status ReadSlices(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
+                    ReadBuffer* out) override;
   Status Write(InodeId ino, uint64_t fh, uint64_t offset, std::string_view data) override;
   Status Flush(InodeId ino) override { return CommitInode(ino, false, false); }
   Status Fsync(InodeId ino) override { return CommitInode(ino, true, false); }
@@ -1700,19 +1740,21 @@ void FilesystemImpl::ScheduleReadahead(const InodeRef& inode, uint64_t from_inde
   }
 }
 
-Status FilesystemImpl::Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
-                            std::string* out) {
+Status FilesystemImpl::ReadSlices(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
+                                  ReadBuffer* out) {
   InodeRef inode;
   QATQ_RETURN_IF_ERROR(GetInode(ino, &inode));
-  out->clear();
-  struct Fetch {
+  out->Clear();
+  // The read's pieces in file order: bytes of a committed chunk to fetch,
+  // or a buffer that is ready (nullptr = zeros).
+  struct Piece {
     uint64_t index;
-    size_t dst;  // offset in *out
     size_t in_chunk;
     size_t len;
-    ChunkRef ref;
+    std::optional<ChunkRef> ref;
+    std::shared_ptr<const std::string> ready;
   };
-  std::vector<Fetch> fetches;
+  std::vector<Piece> pieces;
   bool sequential;
   uint64_t cb;
   {
@@ -1721,7 +1763,6 @@ Status FilesystemImpl::Read(InodeId ino, uint64_t fh, uint64_t offset, size_t si
     uint64_t fsize = inode->attr.size;
     if (offset >= fsize || size == 0) return Status::OK();
     size = static_cast<size_t>(std::min<uint64_t>(size, fsize - offset));
-    out->assign(size, '\0');
     QATQ_RETURN_IF_ERROR(LoadMapLocked(inode.get()));
     cb = inode->attr.chunk_bytes;
     size_t done = 0;
@@ -1730,20 +1771,24 @@ Status FilesystemImpl::Read(InodeId ino, uint64_t fh, uint64_t offset, size_t si
       uint64_t idx = pos / cb;
       size_t in_chunk = pos % cb;
       size_t n = std::min<size_t>(size - done, cb - in_chunk);
+      Piece p{idx, in_chunk, n, std::nullopt, nullptr};
       auto pit = inode->pending.find(idx);
       if (pit != inode->pending.end()) {
+        // Dirty bytes change under later writes: snapshot them.
         const std::string& raw = *pit->second.raw;
         if (in_chunk < raw.size()) {
-          std::memcpy(out->data() + done, raw.data() + in_chunk,
-                      std::min(n, raw.size() - in_chunk));
+          p.ready = std::make_shared<const std::string>(
+              raw.substr(in_chunk, std::min(n, raw.size() - in_chunk)));
+          p.in_chunk = 0;
         }
       } else if (idx < inode->floor) {
         auto cit = inode->committed.find(idx);
         if (cit != inode->committed.end() && in_chunk < cit->second.raw_len) {
           Pin(cit->second.id);
-          fetches.push_back({idx, done, in_chunk, n, cit->second});
+          p.ref = cit->second;
         }
       }
+      pieces.push_back(std::move(p));
       done += n;
     }
     // Sequential if within two chunks of where the stream left off: the
@@ -1760,18 +1805,21 @@ Status FilesystemImpl::Read(InodeId ino, uint64_t fh, uint64_t offset, size_t si
     next = sequential && next != UINT64_MAX ? std::max(next, offset + size) : offset + size;
   }
   Status st;
-  for (auto& f : fetches) {
-    std::shared_ptr<const std::string> raw;
-    Status s = st.ok() ? GetDecoded(f.ref, *inode, f.index, &raw) : st;
-    Unpin(f.ref.id);
-    if (!s.ok()) {
-      st = s;
-      continue;
-    }
-    size_t avail = raw->size() > f.in_chunk ? raw->size() - f.in_chunk : 0;
-    std::memcpy(out->data() + f.dst, raw->data() + f.in_chunk, std::min(f.len, avail));
+  for (auto& p : pieces) {
+    if (!p.ref) continue;
+    Status s = st.ok() ? GetDecoded(*p.ref, *inode, p.index, &p.ready) : st;
+    Unpin(p.ref->id);
+    if (!s.ok()) st = s;
   }
   QATQ_RETURN_IF_ERROR(st);
+  for (auto& p : pieces) {
+    size_t have = 0;
+    if (p.ready && p.ready->size() > p.in_chunk) {
+      have = std::min(p.len, p.ready->size() - p.in_chunk);
+      out->Append(p.ready, std::string_view(*p.ready).substr(p.in_chunk, have));
+    }
+    out->AppendZeros(p.len - have);  // past a chunk's raw length, or a hole
+  }
   if (sequential) ScheduleReadahead(inode, (offset + size + cb - 1) / cb);
   return Status::OK();
 }

@@ -108,6 +108,25 @@ struct RenameFlags {
   bool exchange = false;
 };
 
+// The result of a read: slices, in file order, of buffers it owns a share
+// of (decoded chunks, a snapshot of uncommitted bytes) or of a static zero
+// page. Not thread-safe.
+class ReadBuffer {
+ public:
+  // `owner` keeps `slice`'s bytes alive; nullptr for static bytes.
+  void Append(std::shared_ptr<const std::string> owner, std::string_view slice);
+  void AppendZeros(size_t n);
+  const std::vector<std::string_view>& slices() const { return slices_; }
+  size_t size() const { return size_; }
+  void CopyTo(std::string* out) const;
+  void Clear();
+
+ private:
+  std::vector<std::shared_ptr<const std::string>> owners_;
+  std::vector<std::string_view> slices_;
+  size_t size_ = 0;
+};
+
 // Largest xattr value accepted (user.* attributes).
 inline constexpr size_t kMaxXattrValue = 64u << 10;
 
@@ -161,8 +180,18 @@ class Filesystem {
   // keeps that cache current, and dropping it while another descriptor's
   // write is in flight caches the bytes from before that write.
   virtual Status OpenFile(InodeId ino, OpenFlags flags, uint64_t* fh, bool* keep_cache) = 0;
-  // Reads up to `size` bytes at `offset`; short only at end of file.
-  virtual Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) = 0;
+  // Reads up to `size` bytes at `offset`; short only at end of file. The
+  // bytes are slices of decoded chunks shared with the cache (no copy);
+  // `out` keeps them alive.
+  virtual Status ReadSlices(InodeId ino, uint64_t fh, uint64_t offset, size_t size,
+                            ReadBuffer* out) = 0;
+  // ReadSlices into one string.
+  Status Read(InodeId ino, uint64_t fh, uint64_t offset, size_t size, std::string* out) {
+    ReadBuffer buf;
+    QATQ_RETURN_IF_ERROR(ReadSlices(ino, fh, offset, size, &buf));
+    buf.CopyTo(out);
+    return Status::OK();
+  }
   // Writes `data` at `offset` (at end of file for O_APPEND handles).
   virtual Status Write(InodeId ino, uint64_t fh, uint64_t offset, std::string_view data) = 0;
   // Commits the inode's data and attributes (not synced to disk).

@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <cstring>
@@ -326,10 +327,16 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Guard(req, [&] {
-    std::string buf;
-    Status s = Fs(req)->Read(ino, fi->fh, static_cast<uint64_t>(off), size, &buf);
+    ReadBuffer buf;
+    Status s = Fs(req)->ReadSlices(ino, fi->fh, static_cast<uint64_t>(off), size, &buf);
     if (!s.ok()) return ReplyErr(req, s);
-    fuse_reply_buf(req, buf.data(), buf.size());
+    // Straight from the decoded chunks to the kernel, no copy in between.
+    std::vector<iovec> iov;
+    iov.reserve(buf.slices().size());
+    for (std::string_view sl : buf.slices()) {
+      iov.push_back({const_cast<char*>(sl.data()), sl.size()});
+    }
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
   });
 }
 

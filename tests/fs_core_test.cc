@@ -37,6 +37,30 @@ TEST_F(FsCoreTest, ReadsOwnWritesBeforeAndAfterCommit) {
   EXPECT_EQ(ReadAll(ino), data);
 }
 
+TEST_F(FsCoreTest, ReadSlicesShareDecodedChunksWithoutCopying) {
+  std::string data = test::RandomBytes(2 * kChunk, 40);
+  uint64_t fh;
+  InodeId ino = Create("f", &fh);
+  ASSERT_OK(fs_->Write(ino, fh, 3 * kChunk, data));  // chunks 0-2: a hole
+  ASSERT_OK(fs_->Release(ino, fh));
+  Remount();
+  ReadBuffer a, b;
+  ASSERT_OK(fs_->ReadSlices(ino, 0, 3 * kChunk + 10, 1000, &a));
+  ASSERT_OK(fs_->ReadSlices(ino, 0, 3 * kChunk + 500, 1000, &b));
+  ASSERT_EQ(a.slices().size(), 1u);
+  ASSERT_EQ(b.slices().size(), 1u);
+  // Both point into the one cached decoded chunk.
+  EXPECT_EQ(b.slices()[0].data(), a.slices()[0].data() + 490);
+  EXPECT_EQ(a.slices()[0], std::string_view(data).substr(10, 1000));
+  // A read across the hole's end: zeros, then data.
+  ReadBuffer c;
+  ASSERT_OK(fs_->ReadSlices(ino, 0, 3 * kChunk - 100, 300, &c));
+  std::string got;
+  c.CopyTo(&got);
+  EXPECT_EQ(got, std::string(100, '\0') + data.substr(0, 200));
+  EXPECT_EQ(c.size(), 300u);
+}
+
 TEST_F(FsCoreTest, SmallWritesAccumulateAcrossChunks) {
   uint64_t fh;
   InodeId ino = Create("s", &fh);
