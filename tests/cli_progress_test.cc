@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -86,6 +87,9 @@ class CliProgressTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(test::BinaryPath("qatq"))) GTEST_SKIP() << "qatq binary not built";
+    int probe = posix_openpt(O_RDWR | O_NOCTTY);
+    if (probe < 0) GTEST_SKIP() << "no pseudo-terminals here (/dev/ptmx): " << strerror(errno);
+    close(probe);
     input_ = dir_.path() / "in.bf16le";
     // 4 MiB: 32 chunks of 65536 bf16 elements, so the bar is updated many
     // times. Random bytes encode fast and decode to themselves.
@@ -138,6 +142,18 @@ TEST_F(CliProgressTest, DecodeDrawsBarWithThroughputAndEtaOnATerminal) {
   EXPECT_EQ(r.exit_status, 0) << r.terminal;
   ExpectCompleteBar(r.terminal, "decode");
   EXPECT_TRUE(test::ReadFileOrDie(back) == raw_);
+}
+
+TEST_F(CliProgressTest, ConvertDrawsBarOnATerminal) {
+  const fs::path v2 = dir_.path() / "v2.qatc";
+  ASSERT_EQ(test::RunCommand("'" + Qatq() + "' encode-chunked --quiet --format v2 '" +
+                             input_.string() + "' '" + v2.string() + "'"),
+            0);
+  PtyRun r = RunOnPty(
+      {Qatq(), "convert", "--format", "v3", v2.string(), (dir_.path() / "v3.qatc").string()},
+      kDrawAtOnce);
+  EXPECT_EQ(r.exit_status, 0) << r.terminal;
+  ExpectCompleteBar(r.terminal, "convert");
 }
 
 TEST_F(CliProgressTest, QuietDrawsNothingOnATerminal) {

@@ -436,7 +436,8 @@ int RunConvert(const std::vector<std::string>& args) {
     return DataError(DisplayName(in),
                      Status::InvalidArgument("QATC v2 holds f32, f16 or bf16, not bytes"));
   }
-  Progress progress("convert", src.raw_bytes * 2, !pa.Has("--quiet"));
+  // Three passes over the raw bytes: decode, encode, verify.
+  Progress progress("convert", src.raw_bytes * 3, !pa.Has("--quiet"));
   std::string raw;
   raw.reserve(src.raw_bytes);
   s = DecodeAny(input.data(), src.format, static_cast<int>(threads), [&](std::string_view b) {
@@ -452,14 +453,24 @@ int RunConvert(const std::vector<std::string>& args) {
     encoded.append(b);
     return Status::OK();
   };
+  uint64_t encoded_raw = 0;  // input bytes encoded so far (v3: from record headers)
+  auto collect_v3 = [&](std::string_view b) {
+    ChunkRecordInfo info;
+    if (ParseChunkRecordHeader(b, &info).ok() && info.record_len() == b.size()) {
+      encoded_raw += info.raw_len;
+      progress.Update(raw.size() + encoded_raw);
+    }
+    return collect(b);
+  };
   if (format == "v2") {
     if (chunk > kMaxPayloadElements) chunk = 65536;
-    s = EncodeQatcV2(src.dtype, raw, chunk, {}, static_cast<int>(threads), collect);
+    s = EncodeQatcV2(src.dtype, raw, chunk, {}, static_cast<int>(threads), collect,
+                     [&](uint64_t done) { progress.Update(raw.size() + done); });
   } else {
     QatcV3Options opt;
     opt.chunk_elements = chunk;
     opt.threads = static_cast<int>(threads);
-    s = EncodeQatcV3(src.dtype, raw, opt, collect);
+    s = EncodeQatcV3(src.dtype, raw, opt, collect_v3);
   }
   if (!s.ok()) return DataError(DisplayName(in), s);
   // Verify: the new file must decode to exactly the same bytes.
@@ -472,7 +483,7 @@ int RunConvert(const std::vector<std::string>& args) {
                                               "differently");
                   }
                   offset += b.size();
-                  progress.Update(raw.size() + offset);
+                  progress.Update(2 * raw.size() + offset);
                   return Status::OK();
                 });
   if (s.ok() && offset != raw.size()) {
