@@ -318,6 +318,8 @@ class FilesystemImpl final : public Filesystem {
 
   std::mutex inflight_mu_;
   std::unordered_map<ChunkId, std::shared_ptr<Completion>, ChunkIdHash> inflight_;
+  // Readahead decodes queued on the pool and not started yet.
+  std::unordered_set<ChunkId, ChunkIdHash> readahead_queued_;
 
   std::mutex log_mu_;
   std::set<std::pair<InodeId, uint64_t>> logged_corrupt_;
@@ -1722,18 +1724,31 @@ void FilesystemImpl::ScheduleReadahead(const InodeRef& inode, uint64_t from_inde
   {
     std::lock_guard<std::mutex> l(inode->mu);
     auto it = inode->committed.lower_bound(from_index);
+    std::lock_guard<std::mutex> il(inflight_mu_);
     for (int n = 0; it != inode->committed.end() && n < options_.readahead_chunks; ++it, ++n) {
       if (it->first >= inode->floor || inode->pending.count(it->first)) continue;
-      if (cache_.Contains(it->second.id)) continue;
-      Pin(it->second.id);
+      const ChunkId& id = it->second.id;
+      // Every read of a stream asks again for the same chunks ahead: one
+      // decode each, never a worker parked waiting for another's.
+      if (cache_.Contains(id) || inflight_.count(id) || !readahead_queued_.insert(id).second) {
+        continue;
+      }
+      Pin(id);
       todo.push_back(*it);
     }
   }
   for (auto& [idx, ref] : todo) {
     pool_.Submit(
         [this, inode, idx = idx, ref = ref] {
+          bool busy;
+          {
+            std::lock_guard<std::mutex> l(inflight_mu_);
+            readahead_queued_.erase(ref.id);
+            busy = inflight_.count(ref.id) > 0;
+          }
           std::shared_ptr<const std::string> raw;
-          GetDecoded(ref, *inode, idx, &raw).IgnoreError();  // the reader will retry and report
+          // A failure is the reader's to retry and report.
+          if (!busy) GetDecoded(ref, *inode, idx, &raw).IgnoreError();
           Unpin(ref.id);
         },
         /*low_priority=*/true);

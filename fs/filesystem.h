@@ -20,8 +20,9 @@
 //
 // Thread-safety: every public method may be called concurrently (the FUSE
 // session loop is multithreaded).
-// Lock order: commit_mu_ -> Inode::mu -> pin_mu_; table_mu_ and handles_mu_
-// are leaves. Inode::flush_mu is taken before commit_mu_.
+// Lock order: commit_mu_ -> Inode::mu -> inflight_mu_ -> pin_mu_; table_mu_,
+// handles_mu_ and the chunk cache's lock are leaves. Inode::flush_mu is taken
+// before commit_mu_.
 #ifndef QATQ_FS_FILESYSTEM_H_
 #define QATQ_FS_FILESYSTEM_H_
 
