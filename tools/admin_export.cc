@@ -206,7 +206,7 @@ int RunExportCommand(const std::vector<std::string>& args) {
 
   cli::AtomicOutput out;
   if (!(s = out.Open(out_path)).ok()) return ExportError(out_path + ": " + s.ToString());
-  cli::Progress progress("export", attr.size, !pa.Has("--quiet"));
+  cli::Progress progress("qatqfs: export", attr.size, !pa.Has("--quiet"));
   auto done_bytes = [&](uint64_t k) {
     return std::min<uint64_t>(attr.size, (k + 1) * uint64_t{attr.chunk_bytes});
   };

@@ -222,7 +222,7 @@ int RunImportCommand(const std::vector<std::string>& args) {
     if (st.ok()) ++(exists ? objects_existing : objects_new);
     return st;
   };
-  cli::Progress progress("import", raw_bytes, !quiet);
+  cli::Progress progress("qatqfs: import", raw_bytes, !quiet);
   uint64_t done = 0;
   if (v3) {
     std::string raw;

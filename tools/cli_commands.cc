@@ -334,7 +334,7 @@ int RunEncodeChunked(const std::vector<std::string>& args) {
 
   AtomicOutput output;
   if (!(s = output.Open(out)).ok()) return DataError(out, s);
-  Progress progress("encode", input.data().size(), !pa.Has("--quiet"));
+  Progress progress("qatq: encode", input.data().size(), !pa.Has("--quiet"));
   Status write_status;
   auto sink = [&](std::string_view b) -> Status {
     Status w = output.Write(b);
@@ -391,7 +391,7 @@ int RunDecode(const std::vector<std::string>& args) {
   }
   AtomicOutput output;
   if (!(s = output.Open(out)).ok()) return DataError(out, s);
-  Progress progress("decode", src.raw_bytes, !pa.Has("--quiet"));
+  Progress progress("qatq: decode", src.raw_bytes, !pa.Has("--quiet"));
   Status write_status;
   uint64_t done = 0;
   s = DecodeAny(input.data(), format, static_cast<int>(threads), [&](std::string_view b) {
@@ -437,7 +437,7 @@ int RunConvert(const std::vector<std::string>& args) {
                      Status::InvalidArgument("QATC v2 holds f32, f16 or bf16, not bytes"));
   }
   // Three passes over the raw bytes: decode, encode, verify.
-  Progress progress("convert", src.raw_bytes * 3, !pa.Has("--quiet"));
+  Progress progress("qatq: convert", src.raw_bytes * 3, !pa.Has("--quiet"));
   std::string raw;
   raw.reserve(src.raw_bytes);
   s = DecodeAny(input.data(), src.format, static_cast<int>(threads), [&](std::string_view b) {

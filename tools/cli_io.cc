@@ -196,7 +196,7 @@ void Progress::Update(uint64_t done) {
   bar[kBarWidth] = '\0';
   // Unknown until something is done; 0 at the end.
   const std::string eta = rate > 0 ? FormatEta(static_cast<double>(total_ - done) / rate) : "?";
-  std::fprintf(stderr, "\rqatq: %s [%s] %5.1f%% %8.1f MB/s ETA %-6s", label_.c_str(), bar,
+  std::fprintf(stderr, "\r%s [%s] %5.1f%% %8.1f MB/s ETA %-6s", label_.c_str(), bar,
                100.0 * frac, rate / 1e6, eta.c_str());
   std::fflush(stderr);
   shown_ = true;

@@ -60,7 +60,8 @@ class AtomicOutput {
   uint64_t written_ = 0;
 };
 
-// A one-line progress bar on stderr for long work:
+// A one-line progress bar on stderr for long work (`label` names the
+// program and the work):
 //   qatq: encode [#########...........]  45.0%    123.4 MB/s ETA 3s
 // (throughput = bytes done / time since construction; ETA from that rate).
 // Drawn only when `enabled` (callers pass !--quiet) and stderr is a
