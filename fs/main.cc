@@ -82,11 +82,14 @@ struct Config {
   unsigned cache_mb = 256;
   char* log_level = nullptr;
   int read_only = 0;
-  int effort = -1;
+  int effort = kUnset;
+  int allow_other = 0;
+  int default_permissions = 0;
+  static constexpr int kUnset = INT32_MIN;
   int read_ahead_kb = -1;
 };
 
-enum { kKeyRo = 1 };
+enum { kKeyRo = 1, kKeyAllowOther, kKeyDefaultPermissions };
 
 const fuse_opt kOpts[] = {
     {"dtype=%s", offsetof(Config, dtype), 0},
@@ -95,6 +98,8 @@ const fuse_opt kOpts[] = {
     {"effort=%d", offsetof(Config, effort), 0},
     {"read_ahead_kb=%d", offsetof(Config, read_ahead_kb), 0},
     FUSE_OPT_KEY("ro", kKeyRo),
+    FUSE_OPT_KEY("allow_other", kKeyAllowOther),
+    FUSE_OPT_KEY("default_permissions", kKeyDefaultPermissions),
     FUSE_OPT_END,
 };
 
@@ -111,6 +116,8 @@ int OptProc(void* data, const char* arg, int key, fuse_args*) {
     c->read_only = 1;
     return 1;  // keep: the kernel mount is read-only too
   }
+  if (key == kKeyAllowOther) c->allow_other = 1;
+  if (key == kKeyDefaultPermissions) c->default_permissions = 1;
   return 1;
 }
 
@@ -125,14 +132,18 @@ int Mkfs(int argc, char** argv) {
   MkfsOptions mo;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
+    const char* size_arg = nullptr;
     if ((a == "--chunk-size" || a == "-c") && i + 1 < argc) {
+      size_arg = argv[++i];
+    } else if (a.rfind("--chunk-size=", 0) == 0) {
+      size_arg = argv[i] + 13;
+    }
+    if (size_arg) {
       char* end;
-      unsigned long long v = std::strtoull(argv[++i], &end, 0);
+      unsigned long long v = std::strtoull(size_arg, &end, 0);
       if (*end == 'K' || *end == 'k') v <<= 10;
       if (*end == 'M' || *end == 'm') v <<= 20;
       mo.chunk_bytes = static_cast<uint32_t>(v);
-    } else if (a.rfind("--chunk-size=", 0) == 0) {
-      mo.chunk_bytes = static_cast<uint32_t>(std::strtoull(a.c_str() + 13, nullptr, 0));
     } else if (store.empty() && a[0] != '-') {
       store = a;
     } else {
@@ -275,8 +286,8 @@ int Mount(int argc, char** argv) {
   FilesystemOptions fo;
   fo.read_only = conf.read_only;
   fo.cache_bytes = static_cast<size_t>(conf.cache_mb) << 20;
-  if (conf.effort >= 0) {
-    if (conf.effort > 9) {
+  if (conf.effort != Config::kUnset) {
+    if (conf.effort < 0 || conf.effort > 9) {
       std::fprintf(stderr, "qatqfs: bad effort=%d (0..9)\n", conf.effort);
       return 2;
     }
@@ -289,6 +300,12 @@ int Mount(int argc, char** argv) {
       return 2;
     }
     fo.dtype = *t;
+  }
+  // The daemon checks no permissions itself: a mount other users can enter
+  // gets the kernel's checks, or every user could read every file.
+  if (conf.allow_other && !conf.default_permissions) {
+    fuse_opt_add_arg(&args, "-odefault_permissions");
+    LogInfo("allow_other implies default_permissions");
   }
   const std::string store_path = AbsPath(conf.store);
   std::string fsname_opt = "-ofsname=" + store_path + ",subtype=qatqfs";

@@ -146,16 +146,14 @@ TEST(MountLifecycle, ReadOnlyMountRefusesWrites) {
   EXPECT_EQ(m.Unmount(), 0);
 }
 
-TEST(MountLifecycle, OtherUsersAreDeniedPrivateFilesUnderDefaultPermissions) {
-  QATQ_REQUIRE_MOUNT();
-  if (RunCommand("command -v setpriv >/dev/null && id nobody >/dev/null") != 0) {
-    GTEST_SKIP() << "setpriv or user nobody missing";
-  }
+// Mounts with `opts` (allow_other among them) and checks what user nobody
+// may do.
+void ExpectOtherUsersDeniedPrivateFiles(const std::string& opts) {
   QatqfsMount m;
   ASSERT_TRUE(m.Mkfs());
   // The mount point's parents must be traversable by nobody.
   chmod(m.root().c_str(), 0755);
-  ASSERT_TRUE(m.Mount("allow_other,default_permissions"));
+  ASSERT_TRUE(m.Mount(opts));
   chmod(m.mnt().c_str(), 0755);
   test::WriteFileOrDie(m.path("private"), "secret");
   test::WriteFileOrDie(m.path("public"), "hello");
@@ -176,6 +174,25 @@ TEST(MountLifecycle, OtherUsersAreDeniedPrivateFilesUnderDefaultPermissions) {
   ASSERT_EQ(stat(m.path("tmp/mine").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 65534u);
   EXPECT_EQ(m.Unmount(), 0);
+}
+
+#define QATQ_REQUIRE_NOBODY()                                                          \
+  do {                                                                                 \
+    if (RunCommand("command -v setpriv >/dev/null && id nobody >/dev/null") != 0) {    \
+      GTEST_SKIP() << "setpriv or user nobody missing";                                \
+    }                                                                                  \
+  } while (0)
+
+TEST(MountLifecycle, OtherUsersAreDeniedPrivateFilesUnderDefaultPermissions) {
+  QATQ_REQUIRE_MOUNT();
+  QATQ_REQUIRE_NOBODY();
+  ExpectOtherUsersDeniedPrivateFiles("allow_other,default_permissions");
+}
+
+TEST(MountLifecycle, AllowOtherAloneStillChecksPermissions) {
+  QATQ_REQUIRE_MOUNT();
+  QATQ_REQUIRE_NOBODY();
+  ExpectOtherUsersDeniedPrivateFiles("allow_other");
 }
 
 TEST(MountLifecycle, MountHelperAcceptsMount8ArgumentsAndFstabOptions) {
