@@ -18,17 +18,6 @@ namespace fs = std::filesystem;
 
 fs::path ManDir() { return fs::path(QATQ_SOURCE_DIR) / "docs" / "man"; }
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
 
 bool HaveGroff() { return test::RunCommand("command -v groff >/dev/null 2>&1") == 0; }
 
@@ -36,8 +25,8 @@ bool HaveGroff() { return test::RunCommand("command -v groff >/dev/null 2>&1") =
 // in `cwd`; returns everything it printed on stderr, or why it failed.
 std::string GroffDiagnostics(const fs::path& page, const fs::path& cwd) {
   std::string err;
-  int rc = test::RunCommand("cd " + Quote(cwd.string()) + " && groff -man -ww -z -Tutf8 " +
-                                Quote(page.string()) + " 2>&1 >/dev/null",
+  int rc = test::RunCommand("cd " + test::ShellQuote(cwd.string()) + " && groff -man -ww -z -Tutf8 " +
+                                test::ShellQuote(page.string()) + " 2>&1 >/dev/null",
                             &err);
   if (rc != 0) err += "\n(groff exit status " + std::to_string(rc) + ")";
   return err;
@@ -72,7 +61,7 @@ std::string PageText(const std::string& name) {
 
 std::string Help(const std::string& binary, const std::string& args) {
   std::string out;
-  int rc = test::RunCommand(Quote(test::BinaryPath(binary).string()) + " " + args + " 2>&1", &out);
+  int rc = test::RunCommand(test::ShellQuote(test::BinaryPath(binary).string()) + " " + args + " 2>&1", &out);
   EXPECT_EQ(rc, 0) << binary << " " << args << ": " << out;
   return out;
 }
@@ -119,8 +108,8 @@ TEST(ManPages, MountHelperPageIsAStubOfQatqfs) {
   EXPECT_EQ(GroffDiagnostics(ManDir() / "mount.fuse.qatqfs.8", root.path()), "");
   std::string text;
   ASSERT_EQ(
-      test::RunCommand("cd " + Quote(root.path().string()) + " && groff -man -Tascii " +
-                           Quote((ManDir() / "mount.fuse.qatqfs.8").string()) + " 2>/dev/null",
+      test::RunCommand("cd " + test::ShellQuote(root.path().string()) + " && groff -man -Tascii " +
+                           test::ShellQuote((ManDir() / "mount.fuse.qatqfs.8").string()) + " 2>/dev/null",
                        &text),
       0);
   EXPECT_NE(text.find("QATQFS(8)"), std::string::npos) << text;

@@ -76,4 +76,16 @@ int RunCommand(const std::string& cmd, std::string* out) {
   return WEXITSTATUS(st);
 }
 
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
 }  // namespace qatq::test

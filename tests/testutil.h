@@ -58,6 +58,8 @@ std::filesystem::path BinaryPath(const std::string& name);
 
 // Runs `cmd` with /bin/sh; returns the exit status (or -1), stdout in *out.
 int RunCommand(const std::string& cmd, std::string* out = nullptr);
+// `s` quoted for /bin/sh (single quotes).
+std::string ShellQuote(const std::string& s);
 
 }  // namespace qatq::test
 

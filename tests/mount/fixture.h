@@ -56,17 +56,6 @@ inline bool IsQatqfsMounted(const std::string& mnt) {
   return false;
 }
 
-inline std::string ShellQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
 
 class QatqfsMount {
  public:
