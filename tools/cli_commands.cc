@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -305,6 +306,32 @@ int RunEncode(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// Writes to an AtomicOutput and keeps the first write error, so that a
+// failed write is reported against the output, not the input.
+class OutputSink {
+ public:
+  explicit OutputSink(AtomicOutput* output) : output_(output) {}
+  Status operator()(std::string_view b) {
+    Status w = output_->Write(b);
+    if (!w.ok() && status_.ok()) status_ = w;
+    return w;
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  AtomicOutput* output_;
+  Status status_;
+};
+
+// The raw bytes a v3 chunk record holds, for progress: the v3 encoder passes
+// each record to its sink in one piece, and the record's header has its raw
+// length. 0 for anything else.
+uint64_t RecordRawBytes(std::string_view b) {
+  ChunkRecordInfo info;
+  if (ParseChunkRecordHeader(b, &info).ok() && info.record_len() == b.size()) return info.raw_len;
+  return 0;
+}
+
 int RunEncodeChunked(const std::vector<std::string>& args) {
   const Cmd cmd{"encode-chunked", kEncodeChunkedUsage};
   ParsedArgs pa;
@@ -335,36 +362,26 @@ int RunEncodeChunked(const std::vector<std::string>& args) {
   AtomicOutput output;
   if (!(s = output.Open(out)).ok()) return DataError(out, s);
   Progress progress("qatq: encode", input.data().size(), !pa.Has("--quiet"));
-  Status write_status;
-  auto sink = [&](std::string_view b) -> Status {
-    Status w = output.Write(b);
-    if (!w.ok()) write_status = w;
-    return w;
-  };
+  OutputSink sink(&output);
   if (format == "v2") {
     PayloadEncodeOptions opt;
     opt.stride_elements = static_cast<uint32_t>(stride);
     s = EncodeQatcV2(dtype, input.data(), static_cast<uint32_t>(chunk), opt,
-                     static_cast<int>(threads), sink, [&](uint64_t done) { progress.Update(done); });
+                     static_cast<int>(threads), std::ref(sink),
+                     [&](uint64_t done) { progress.Update(done); });
   } else {
     QatcV3Options opt;
     opt.chunk_elements = static_cast<uint32_t>(chunk);
     opt.threads = static_cast<int>(threads);
     opt.chunk.stride_hint = static_cast<uint32_t>(stride);
-    // Progress counts input bytes: the encoder passes each chunk record to
-    // the sink in one piece, and a record's header holds its raw length.
     uint64_t done = 0;
     s = EncodeQatcV3(dtype, input.data(), opt, [&](std::string_view b) {
-      ChunkRecordInfo info;
-      if (ParseChunkRecordHeader(b, &info).ok() && info.record_len() == b.size()) {
-        done += info.raw_len;
-        progress.Update(done);
-      }
+      progress.Update(done += RecordRawBytes(b));
       return sink(b);
     });
   }
   progress.Finish();
-  if (!write_status.ok()) return DataError(out, write_status);
+  if (!sink.status().ok()) return DataError(out, sink.status());
   if (!s.ok()) return DataError(DisplayName(in), s);
   if (!(s = output.Commit()).ok()) return DataError(out, s);
   return kExitOk;
@@ -392,17 +409,14 @@ int RunDecode(const std::vector<std::string>& args) {
   AtomicOutput output;
   if (!(s = output.Open(out)).ok()) return DataError(out, s);
   Progress progress("qatq: decode", src.raw_bytes, !pa.Has("--quiet"));
-  Status write_status;
+  OutputSink sink(&output);
   uint64_t done = 0;
   s = DecodeAny(input.data(), format, static_cast<int>(threads), [&](std::string_view b) {
-    Status w = output.Write(b);
-    if (!w.ok()) write_status = w;
-    done += b.size();
-    progress.Update(done);
-    return w;
+    progress.Update(done += b.size());
+    return sink(b);
   });
   progress.Finish();
-  if (!write_status.ok()) return DataError(out, write_status);
+  if (!sink.status().ok()) return DataError(out, sink.status());
   if (!s.ok()) return DataError(DisplayName(in), s);
   if (!(s = output.Commit()).ok()) return DataError(out, s);
   return kExitOk;
@@ -455,11 +469,7 @@ int RunConvert(const std::vector<std::string>& args) {
   };
   uint64_t encoded_raw = 0;  // input bytes encoded so far (v3: from record headers)
   auto collect_v3 = [&](std::string_view b) {
-    ChunkRecordInfo info;
-    if (ParseChunkRecordHeader(b, &info).ok() && info.record_len() == b.size()) {
-      encoded_raw += info.raw_len;
-      progress.Update(raw.size() + encoded_raw);
-    }
+    progress.Update(raw.size() + (encoded_raw += RecordRawBytes(b)));
     return collect(b);
   };
   if (format == "v2") {
