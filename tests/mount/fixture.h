@@ -14,13 +14,12 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "tests/testutil.h"
+#include "tools/admin_util.h"
 
 namespace qatq::test {
 
@@ -41,17 +40,8 @@ inline std::string MountUnavailableReason() {
 
 // Is `mnt` a mount point of type fuse.qatqfs?
 inline bool IsQatqfsMounted(const std::string& mnt) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream ss(line);
-    std::string id, parent, dev, root, mp, opts, tok;
-    ss >> id >> parent >> dev >> root >> mp >> opts;
-    while (ss >> tok && tok != "-") {
-    }
-    std::string fstype;
-    ss >> fstype;
-    if (mp == mnt && fstype == "fuse.qatqfs") return true;
+  for (const admin::QatqfsMount& m : admin::ListQatqfsMounts()) {
+    if (m.mount_point == mnt) return true;
   }
   return false;
 }
