@@ -66,6 +66,15 @@ struct FileChunkStoreOptions {
   // flight. Temp names carry the writer's pid, so writers never collide.
   // Default: true
   bool remove_stale_tmp = true;
+  // Bytes kept free on the device for the metadata index, which shares it:
+  // a Put that would leave less fails with IOError(ENOSPC), and Capacity()
+  // does not count them as free. A full disk then stops data writes while
+  // the index can still commit what frees space (unlink, truncate) and the
+  // unmount's last commit. kAutoReserve: capacity / 16, at most 16 MiB
+  // (as much as one RocksDB memtable flush writes).
+  // Default: kAutoReserve
+  static constexpr uint64_t kAutoReserve = UINT64_MAX;
+  uint64_t reserve_bytes = kAutoReserve;
 };
 
 // One file per object: DIR/xx/<32 hex digits>, where xx are the first two

@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <mutex>
@@ -24,6 +25,10 @@ namespace {
 // No valid record is larger: the biggest raw chunk stored verbatim plus a
 // header. Bounds the allocation Get makes from a (possibly damaged) file.
 constexpr uint64_t kMaxObjectBytes = uint64_t{kMaxChunkRawBytes} + (1u << 20);
+
+// Upper end of FileChunkStoreOptions::kAutoReserve: RocksDB's largest
+// single write is a memtable flush (write_buffer_size, 16 MiB).
+constexpr uint64_t kMaxAutoReserve = uint64_t{16} << 20;
 
 class Fd {
  public:
@@ -92,9 +97,24 @@ class FileChunkStore final : public ChunkStore {
       : dir_(std::move(dir)),
         tmp_dir_(dir_ + "/tmp"),
         read_only_(options.read_only),
-        remove_stale_tmp_(options.remove_stale_tmp) {}
+        remove_stale_tmp_(options.remove_stale_tmp),
+        reserve_bytes_(options.reserve_bytes) {}
 
   Status Init() {
+    if (reserve_bytes_ == FileChunkStoreOptions::kAutoReserve) {
+      struct statvfs v;
+      uint64_t total = 0;
+      if (::statvfs(dir_.c_str(), &v) == 0) total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+      // A directory that does not exist yet: its parent's device.
+      if (total == 0) {
+        size_t slash = dir_.find_last_of('/');
+        std::string parent = slash == std::string::npos ? "." : dir_.substr(0, slash);
+        if (::statvfs(parent.empty() ? "/" : parent.c_str(), &v) == 0) {
+          total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+        }
+      }
+      reserve_bytes_ = std::min<uint64_t>(total / 16, kMaxAutoReserve);
+    }
     if (read_only_) {
       struct stat st;
       if (::stat(dir_.c_str(), &st) != 0) return Status::FromErrno("chunk directory " + dir_);
@@ -138,6 +158,7 @@ class FileChunkStore final : public ChunkStore {
       return Status::FromErrno("stat " + final_path);
     }
 
+    QATQ_RETURN_IF_ERROR(CheckReserve(record.size()));
     const std::string tmp_path =
         tmp_dir_ + "/" + hex + "." + std::to_string(::getpid()) + "." +
         std::to_string(tmp_counter_.fetch_add(1, std::memory_order_relaxed));
@@ -271,7 +292,8 @@ class FileChunkStore final : public ChunkStore {
     struct statvfs v;
     if (::statvfs(dir_.c_str(), &v) != 0) return Status::FromErrno("statvfs " + dir_);
     *total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
-    *free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    *free_bytes = avail > reserve_bytes_ ? avail - reserve_bytes_ : 0;
     return Status::OK();
   }
 
@@ -279,6 +301,22 @@ class FileChunkStore final : public ChunkStore {
   std::string ObjectPath(const ChunkId& id) const {
     const std::string hex = id.ToHex();
     return dir_ + "/" + hex.substr(0, 2) + "/" + hex;
+  }
+
+  // ENOSPC when writing `bytes` would eat into the reserve kept for the
+  // metadata index. Another writer may take the space between this check
+  // and our write; the reserve only has to hold most of the time, and the
+  // write itself still fails cleanly on a truly full device.
+  Status CheckReserve(uint64_t bytes) {
+    if (reserve_bytes_ == 0) return Status::OK();
+    struct statvfs v;
+    if (::statvfs(tmp_dir_.c_str(), &v) != 0) return Status::OK();  // the write will tell
+    uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    if (avail >= bytes + reserve_bytes_) return Status::OK();
+    return Status::IOError("chunk store " + dir_ + ": " + std::to_string(avail) + " bytes free, " +
+                               std::to_string(reserve_bytes_) +
+                               " of them reserved for the metadata index",
+                           ENOSPC);
   }
 
   void MarkDirty(const std::string& dir) {
@@ -354,6 +392,7 @@ class FileChunkStore final : public ChunkStore {
   const std::string tmp_dir_;
   const bool read_only_;
   const bool remove_stale_tmp_;
+  uint64_t reserve_bytes_;  // resolved from kAutoReserve by Init()
   std::atomic<uint64_t> tmp_counter_{0};
   std::mutex mu_;
   std::set<std::string> dirty_dirs_;  // GUARDED_BY(mu_)

@@ -3,16 +3,24 @@
 
 #include "index/rocksdb_metadata_store.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
@@ -93,9 +101,47 @@ class RocksMetaBatch final : public MetaBatch {
 };
 
 // Forward: opens the RocksDB instance itself (used at open and to reopen
-// after a failed write).
+// after a failed write). `recovering`: reopening after a failed write, when
+// the device may be full (see Reopen).
 rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& options,
-                       rocksdb::Env* env, std::unique_ptr<rocksdb::DB>* db);
+                       rocksdb::Env* env, bool recovering, std::unique_ptr<rocksdb::DB>* db);
+
+// The reserve: a file of preallocated space in the index directory that a
+// read-write store keeps while the device has room, and gives up when the
+// index cannot be reopened after a failed write (a full device). Without
+// it a device filled to the last block (by metadata, or by another tenant)
+// could not take even the commit of an unlink that would free space, and
+// the store would stay stuck until someone deletes files beside it.
+// RocksDB ignores files whose names it does not know.
+constexpr char kReserveName[] = "qatq-reserve";
+// Enough for what a reopen writes without flushing (MANIFEST, OPTIONS, info
+// log, a new WAL) and for many small commits; at most 1/32 of the device.
+constexpr uint64_t kMaxReserveBytes = uint64_t{4} << 20;
+
+std::string ReservePath(const std::string& dir) { return dir + "/" + kReserveName; }
+
+// Creates the reserve file if missing and the device has at least 4 times
+// its size free. Best effort: failing leaves no partial file.
+void EnsureReserve(const std::string& dir) {
+  const std::string path = ReservePath(dir);
+  if (::access(path.c_str(), F_OK) == 0) return;
+  struct statvfs v;
+  if (::statvfs(dir.c_str(), &v) != 0) return;
+  const uint64_t total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  const uint64_t size = std::min(kMaxReserveBytes, total / 32);
+  if (size == 0 || avail < 4 * size) return;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  // posix_fallocate writes zeros where the filesystem cannot preallocate,
+  // so the blocks are really taken either way.
+  bool ok = ::posix_fallocate(fd, 0, static_cast<off_t>(size)) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) ::unlink(path.c_str());
+}
+
+// Deletes the reserve file; true if there was one.
+bool ReleaseReserve(const std::string& dir) { return ::unlink(ReservePath(dir).c_str()) == 0; }
 
 class RocksDbMetadataStore final : public MetadataStore {
  public:
@@ -301,33 +347,30 @@ class RocksDbMetadataStore final : public MetadataStore {
     if (b->empty() && (!sync || read_only_)) return Status::OK();
     if (read_only_) return Status::IOError("metadata index is open read-only", EROFS);
     if (!b->error().ok()) return FromRocksDb(b->error(), "building metadata batch");
+    std::lock_guard<std::mutex> w(write_mu_);
     if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!db_) return Closed();
     if (b->empty()) {
       // An empty synced commit is how callers make earlier unsynced commits
       // durable (fsync).
-      return FromRocksDb(db_->SyncWAL(), "syncing metadata WAL");
+      return Checked(db_->SyncWAL(), "syncing metadata WAL");
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    rocksdb::Status s = db_->Write(wo, b->batch());
-    Status result = FromRocksDb(s, "committing metadata batch");
-    if (!s.ok() && (s.IsIOError() || s.IsCorruption())) {
-      last_write_errno_.store(result.posix_errno() != 0 ? result.posix_errno() : EIO);
-      failed_.store(true);
-    }
-    return result;
+    return Checked(db_->Write(wo, b->batch()), "committing metadata batch");
   }
 
   Status Flush() override {
     if (read_only_) return Status::OK();
+    std::lock_guard<std::mutex> w(write_mu_);
+    if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!db_) return Closed();
     rocksdb::FlushOptions fo;
     fo.wait = true;
-    QATQ_RETURN_IF_ERROR(FromRocksDb(db_->Flush(fo), "flushing metadata index"));
-    return FromRocksDb(db_->SyncWAL(), "syncing metadata WAL");
+    QATQ_RETURN_IF_ERROR(Checked(db_->Flush(fo), "flushing metadata index"));
+    return Checked(db_->SyncWAL(), "syncing metadata WAL");
   }
 
  private:
@@ -344,26 +387,54 @@ class RocksDbMetadataStore final : public MetadataStore {
     return s.WithContext(DescribeKey(key));
   }
 
+  // The status of a write through db_; an I/O error or corruption marks
+  // the instance failed, so the next write reopens it first.
+  // REQUIRES: write_mu_ held.
+  Status Checked(const rocksdb::Status& s, const std::string& context) {
+    Status result = FromRocksDb(s, context);
+    if (!s.ok() && (s.IsIOError() || s.IsCorruption())) {
+      last_write_errno_.store(result.posix_errno() != 0 ? result.posix_errno() : EIO);
+      failed_.store(true);
+    }
+    return result;
+  }
+
   // After a failed write RocksDB 7.8 must not write again through the same
-  // instance (its WAL writer keeps the error, and Resume() can reuse it and
-  // abort). Closing and reopening replays the WAL: the failed batch comes
-  // back entirely (its record reached the log) or not at all (torn record
-  // dropped), so atomicity holds either way.
+  // instance: its WAL writer keeps the error, and the next append, memtable
+  // switch or Resume() through it aborts the process (an assertion in
+  // WritableFileWriter; seen on a full device). Closing and reopening
+  // replays the WAL: the failed batch comes back entirely (its record
+  // reached the log) or not at all (torn record dropped), so atomicity
+  // holds either way.
+  //
+  // On a full device the reopen itself may fail (it writes a MANIFEST and a
+  // new WAL): then the reserve file is given up and the open retried. If
+  // it still fails, a read-only instance keeps reads working (stat, readdir
+  // and reads of committed data) and the next write tries again.
+  // REQUIRES: write_mu_ held.
   Status Reopen() {
     std::unique_lock<std::shared_mutex> l(mu_);
-    if (!failed_.load()) return Status::OK();  // another thread reopened
+    if (!failed_.load()) return Status::OK();
     if (db_) {
       db_->Close().PermitUncheckedError();
       db_.reset();
     }
-    rocksdb::Status s = OpenDb(dir_, options_, env_, &db_);
+    rocksdb::Status s = OpenDb(dir_, options_, env_, /*recovering=*/true, &db_);
+    if (!s.ok() && ReleaseReserve(dir_)) {
+      db_.reset();
+      s = OpenDb(dir_, options_, env_, /*recovering=*/true, &db_);
+    }
     if (!s.ok()) {
       db_.reset();
+      MetadataStoreOptions ro = options_;
+      ro.read_only = true;
+      if (!OpenDb(dir_, ro, env_, /*recovering=*/false, &db_).ok()) db_.reset();
       return Status::IOError(
           "metadata index could not be reopened after a failed write: " + s.ToString(),
-          last_write_errno_.load());
+          s.IsNoSpace() ? ENOSPC : last_write_errno_.load());
     }
     failed_.store(false);
+    EnsureReserve(dir_);
     return Status::OK();
   }
 
@@ -400,9 +471,15 @@ class RocksDbMetadataStore final : public MetadataStore {
     return FromRocksDb(it->status(), "scanning metadata index");
   }
 
+  // Writes are serialized so that none reaches an instance after its
+  // failure (Checked marks it before the next write starts).
+  // Lock order: write_mu_ -> mu_.
+  std::mutex write_mu_;
   // Readers and writers hold mu_ shared; Reopen holds it exclusive.
   std::shared_mutex mu_;
-  std::unique_ptr<rocksdb::DB> db_;  // GUARDED_BY(mu_); null if reopen failed
+  // GUARDED_BY(mu_). Read-only while failed_ if the read-write reopen
+  // failed; null if no instance could be opened.
+  std::unique_ptr<rocksdb::DB> db_;
   std::atomic<bool> failed_{false};  // a write failed; reopen before the next
   std::atomic<int> last_write_errno_{EIO};
   const bool read_only_;
@@ -420,7 +497,75 @@ class NullLogger final : public rocksdb::Logger {
   void Logv(const char*, va_list) override {}
 };
 
-rocksdb::Options MakeOptions(const MetadataStoreOptions& options, rocksdb::Env* env) {
+// RocksDB's own info log writer aborts the process (an assertion in
+// WritableFileWriter, enabled in distribution builds) when it writes again
+// after a failed write, which a full device causes. This one appends to
+// DIR/LOG with plain write(2) and drops what cannot be written; past 4 MiB
+// LOG becomes LOG.old (so at most 8 MiB of logs).
+class InfoLogFile final : public rocksdb::Logger {
+ public:
+  explicit InfoLogFile(const std::string& dir) : path_(dir + "/LOG") {
+    std::lock_guard<std::mutex> l(mu_);
+    struct stat st;
+    if (::stat(path_.c_str(), &st) == 0) size_ = static_cast<uint64_t>(st.st_size);
+    OpenLocked();
+  }
+  ~InfoLogFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char buf[2048];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = std::snprintf(buf, sizeof buf, "%04d/%02d/%02d-%02d:%02d:%02d.%06ld ",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                          tm.tm_sec, ts.tv_nsec / 1000);
+    if (n < 0) return;
+    int m = std::vsnprintf(buf + n, sizeof buf - n - 1, format, ap);
+    if (m < 0) return;
+    size_t len = std::min(sizeof buf - 2, static_cast<size_t>(n) + static_cast<size_t>(m));
+    if (buf[len - 1] != '\n') buf[len++] = '\n';
+    std::lock_guard<std::mutex> l(mu_);
+    if (fd_ < 0) return;
+    ssize_t w = ::write(fd_, buf, len);
+    if (w > 0) size_ += static_cast<uint64_t>(w);
+    // On a full device the line is lost, nothing else.
+    if (size_ > kMaxBytes) OpenLocked();
+  }
+
+ private:
+  static constexpr uint64_t kMaxBytes = 4 << 20;
+
+  // Opens LOG for appending, first renaming a full one to LOG.old.
+  void OpenLocked() {
+    if (fd_ >= 0) ::close(fd_);
+    if (size_ > kMaxBytes && ::rename(path_.c_str(), (path_ + ".old").c_str()) == 0) size_ = 0;
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  }
+
+  const std::string path_;
+  std::mutex mu_;
+  int fd_ = -1;        // GUARDED_BY(mu_)
+  uint64_t size_ = 0;  // GUARDED_BY(mu_)
+};
+
+// RocksDB's automatic recovery from a background "no space" error resumes
+// writing through the same WAL writer, which aborts (see Reopen); the store
+// recovers by reopening instead.
+class NoAutoRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+rocksdb::Options MakeOptions(const MetadataStoreOptions& options, rocksdb::Env* env,
+                             bool recovering) {
   rocksdb::Options o;
   o.create_if_missing = options.create_if_missing;
   if (env != nullptr) o.env = env;
@@ -436,6 +581,15 @@ rocksdb::Options MakeOptions(const MetadataStoreOptions& options, rocksdb::Env* 
   o.keep_log_file_num = 4;
   o.max_log_file_size = 4 << 20;
   o.recycle_log_file_num = 0;
+  o.listeners.push_back(std::make_shared<NoAutoRecovery>());
+  if (recovering) {
+    // A reopen on a full device must not need room for an SST of the
+    // replayed log: keep it in a memtable large enough to hold it (3 full
+    // memtables) until a later flush, when space has been freed. Costs
+    // memory only until the next mount.
+    o.avoid_flush_during_recovery = true;
+    o.write_buffer_size = 64 << 20;
+  }
   rocksdb::BlockBasedTableOptions t;
   // Point lookups dominate (getattr, lookup, refcounts): a bloom filter
   // avoids touching SSTs that do not hold the key.
@@ -472,8 +626,8 @@ Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
 
 namespace {
 rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& options,
-                       rocksdb::Env* env, std::unique_ptr<rocksdb::DB>* db) {
-  rocksdb::Options o = MakeOptions(options, env);
+                       rocksdb::Env* env, bool recovering, std::unique_ptr<rocksdb::DB>* db) {
+  rocksdb::Options o = MakeOptions(options, env, recovering);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (options.read_only) {
@@ -481,6 +635,7 @@ rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& optio
     o.info_log = std::make_shared<NullLogger>();
     s = rocksdb::DB::OpenForReadOnly(o, dir, &raw);
   } else {
+    o.info_log = std::make_shared<InfoLogFile>(dir);
     s = rocksdb::DB::Open(o, dir, &raw);
   }
   db->reset(raw);
@@ -491,8 +646,13 @@ rocksdb::Status OpenDb(const std::string& dir, const MetadataStoreOptions& optio
 Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataStoreOptions& options,
                                        rocksdb::Env* env, std::unique_ptr<MetadataStore>* store) {
   std::unique_ptr<rocksdb::DB> db;
-  rocksdb::Status s = OpenDb(dir, options, env, &db);
+  rocksdb::Status s = OpenDb(dir, options, env, /*recovering=*/false, &db);
+  if (!s.ok() && !options.read_only && s.IsNoSpace() && ReleaseReserve(dir)) {
+    // Mounting a full store: the reserve makes room for the open.
+    s = OpenDb(dir, options, env, /*recovering=*/true, &db);
+  }
   if (!s.ok()) return FromRocksDb(s, "opening metadata index " + dir);
+  if (!options.read_only) EnsureReserve(dir);
   store->reset(new RocksDbMetadataStore(std::move(db), dir, options, env));
   return Status::OK();
 }
