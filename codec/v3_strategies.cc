@@ -2,6 +2,7 @@
 
 #include <htscodecs/rANS_static4x16.h>
 #include <zstd.h>
+#include <lz4.h>
 
 #include <algorithm>
 #include <bit>
@@ -14,6 +15,7 @@
 
 #include "codec/endian.h"
 #include "codec/v3_huffman.h"
+#include "codec/v3_transpose.h"
 
 namespace qatq::v3 {
 
@@ -132,47 +134,32 @@ inline void ForEachElement(const Layout& lay, Fn&& fn) {
 
 // Transposes the rows x stride word matrix at the front of src into column
 // order in dst (the tail of incomplete rows is copied as is), or back.
+// Neither pointer needs alignment.
 template <typename W>
-void TransposeWords(const W* src, const Layout& lay, W* dst, bool to_columns) {
+void TransposeWords(const void* src, const Layout& lay, void* dst, bool to_columns) {
   const size_t rows = lay.rows, stride = lay.stride, full = rows * stride;
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t c = 0; c < stride; ++c) {
-      if (to_columns) dst[c * rows + r] = src[r * stride + c];
-      else dst[r * stride + c] = src[c * rows + r];
-    }
-  std::memcpy(dst + full, src + full, (lay.n - full) * sizeof(W));
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  if (to_columns) TransposeMatrix<sizeof(W)>(s, rows, stride, d);
+  else TransposeMatrix<sizeof(W)>(s, stride, rows, d);
+  std::memcpy(d + full * sizeof(W), s + full * sizeof(W), (lay.n - full) * sizeof(W));
 }
 
-// Transform none: straight loops over restrict pointers that the compiler
-// vectorises; the transposition is a separate pass over whole words.
-template <typename W, DType D>
-void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
-  const size_t n = lay.n;
-  thread_local std::vector<W> buf;
-  const W* __restrict words;
-  const bool aligned = reinterpret_cast<uintptr_t>(raw.data()) % alignof(W) == 0;
-  if (lay.transposed && lay.stride > 1) {
-    buf.resize(2 * n);
-    std::memcpy(buf.data() + n, raw.data(), n * sizeof(W));
-    TransposeWords(buf.data() + n, lay, buf.data(), true);
-    words = buf.data();
-  } else if (aligned) {
-    words = reinterpret_cast<const W*>(raw.data());  // the usual case: no copy
-  } else {
-    buf.resize(n);
-    std::memcpy(buf.data(), raw.data(), n * sizeof(W));
-    words = buf.data();
-  }
+// Splits words[0, n) into the streams: exponent-aligned fields, or byte
+// planes (most significant first) with kPlanes. Straight loops over restrict
+// pointers that the compiler vectorises.
+template <typename W, DType D, bool kPlanes>
+void SplitWords(const W* __restrict words, size_t n, uint8_t* const* s) {
   uint8_t* __restrict s0 = s[0];
   if constexpr (D == DType::kBytes) {
     std::memcpy(s0, words, n);
-  } else if constexpr (D == DType::kF16) {
+  } else if constexpr (sizeof(W) == 2 && (kPlanes || D == DType::kF16)) {
     uint8_t* __restrict s1 = s[1];
     for (size_t i = 0; i < n; ++i) {
       s0[i] = static_cast<uint8_t>(words[i] >> 8);
       s1[i] = static_cast<uint8_t>(words[i]);
     }
-  } else if constexpr (D == DType::kBF16) {
+  } else if constexpr (sizeof(W) == 2) {
     uint8_t* __restrict s1 = s[1];
     for (size_t i = 0; i < n; ++i) {
       const uint32_t w = words[i];
@@ -185,12 +172,62 @@ void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
     uint8_t* __restrict s3 = s[3];
     for (size_t i = 0; i < n; ++i) {
       const uint32_t w = words[i];
-      s0[i] = static_cast<uint8_t>(w >> 23);
-      s1[i] = static_cast<uint8_t>(((w >> 24) & 0x80) | ((w >> 16) & 0x7f));
+      if constexpr (kPlanes) {
+        s0[i] = static_cast<uint8_t>(w >> 24);
+        s1[i] = static_cast<uint8_t>(w >> 16);
+      } else {
+        s0[i] = static_cast<uint8_t>(w >> 23);
+        s1[i] = static_cast<uint8_t>(((w >> 24) & 0x80) | ((w >> 16) & 0x7f));
+      }
       s2[i] = static_cast<uint8_t>(w >> 8);
       s3[i] = static_cast<uint8_t>(w);
     }
   }
+}
+
+// Transform none: the words as they are (or transposed), then one
+// vectorised split.
+template <typename W, DType D>
+void SplitNone(std::string_view raw, const Layout& lay, uint8_t* const* s) {
+  const size_t n = lay.n;
+  thread_local std::vector<W> buf;
+  const W* words;
+  const bool aligned = reinterpret_cast<uintptr_t>(raw.data()) % alignof(W) == 0;
+  if (lay.transposed && lay.stride > 1) {
+    buf.resize(n);
+    TransposeWords<W>(raw.data(), lay, buf.data(), true);
+    words = buf.data();
+  } else if (aligned) {
+    words = reinterpret_cast<const W*>(raw.data());  // the usual case: no copy
+  } else {
+    buf.resize(n);
+    std::memcpy(buf.data(), raw.data(), n * sizeof(W));
+    words = buf.data();
+  }
+  SplitWords<W, D, false>(words, n, s);
+}
+
+// Transforms xor and delta without the transposed layout: the transformed
+// words in one vectorised pass (rows of `stride` do not overlap), then the
+// split.
+template <typename W, DType D, Transform T>
+void SplitTransformed(std::string_view raw, const Layout& lay, uint8_t* const* s) {
+  const size_t n = lay.n, stride = lay.stride;
+  thread_local std::vector<W> buf;
+  buf.resize(2 * n);
+  W* __restrict v = buf.data();
+  W* __restrict t = buf.data() + n;
+  std::memcpy(v, raw.data(), n * sizeof(W));  // raw may be unaligned
+  const size_t head = std::min(stride, n);
+  for (size_t i = 0; i < head; ++i) {
+    if constexpr (T == Transform::kDelta) t[i] = Zigzag<W>(v[i]);
+    else t[i] = v[i];
+  }
+  for (size_t i = head; i < n; ++i) {
+    if constexpr (T == Transform::kDelta) t[i] = Zigzag<W>(static_cast<W>(v[i] - v[i - stride]));
+    else t[i] = static_cast<W>(v[i] ^ v[i - stride]);
+  }
+  SplitWords<W, D, T == Transform::kDelta>(t, n, s);
 }
 
 // Reassembles the words of the streams into words[0, n) (exponent-aligned
@@ -258,7 +295,7 @@ void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
   if (!transposed && aligned) {
     words = reinterpret_cast<W*>(dst);  // the usual case: no copy
   } else {
-    buf.resize(2 * n);
+    buf.resize(n);
     words = buf.data();
   }
   const uint8_t* __restrict s0 = s[0];
@@ -280,12 +317,7 @@ void MergeNone(const uint8_t* const* s, const Layout& lay, char* dst) {
                                 (uint32_t{s1[i] & 0x7fu} << 16) | (uint32_t{s2[i]} << 8) | s3[i]);
   }
   if (transposed) {
-    if (aligned) {
-      TransposeWords(words, lay, reinterpret_cast<W*>(dst), false);
-    } else {
-      TransposeWords(words, lay, words + n, false);
-      std::memcpy(dst, words + n, n * sizeof(W));
-    }
+    TransposeWords<W>(words, lay, dst, false);  // dst may be unaligned
   } else if (!aligned) {
     std::memcpy(dst, words, n * sizeof(W));
   }
@@ -300,6 +332,11 @@ void SplitImpl(std::string_view raw, const Layout& lay, uint8_t* const* s) {
   if constexpr (T == Transform::kNone) {
     SplitNone<W, D>(raw, lay, s);
     return;
+  } else {
+    if (!lay.transposed || lay.stride <= 1) {
+      SplitTransformed<W, D, T>(raw, lay, s);
+      return;
+    }
   }
   ForEachElement(lay, [&](size_t i, size_t pos) {
     const W v = LoadW<W>(src + i * sizeof(W));
@@ -467,7 +504,33 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
   bool encoded = false;
   uint32_t hist[256];
   bool have_hist = false;
-  if (choice.automatic && !s.empty()) {
+  // Without an order-1 trial the estimates only choose between raw,
+  // constant and rANS order 0. A histogram of four slices (a quarter of the
+  // stream), with the Miller-Madow correction for the entropy a sample
+  // misses, settles clear cases without a full count: noise (mantissa
+  // streams) is stored raw, and streams well below 8 bits a byte that are
+  // not constant (the sample already holds two symbols) are rANS coded.
+  bool incompressible = false, compressible = false;
+  if (choice.automatic && fallback && !choice.try_order1 && s.size() >= 65536) {
+    constexpr size_t kSlice = 4096;
+    uint32_t sh[256] = {};
+    for (int k = 0; k < 4; ++k) {
+      uint32_t part[256];
+      ByteHistogram(s.substr((s.size() - kSlice) * k / 3, kSlice), part);
+      for (int v = 0; v < 256; ++v) sh[v] += part[v];
+    }
+    int used = 0;
+    for (int v = 0; v < 256; ++v) used += sh[v] != 0;
+    const double bits = EntropyBits(sh, 4 * kSlice) + (used - 1) / (2 * std::log(2.0));
+    incompressible = bits >= 0.997 * 8 * 4 * kSlice;
+    compressible = used > 1 && bits < 0.95 * 8 * 4 * kSlice;
+  }
+  if (incompressible) {
+    coder = StreamCoder::kRaw;
+  } else if (compressible) {
+    coder = StreamCoder::kRans;
+    rans_order = RansOrderFor(s.size());
+  } else if (choice.automatic && !s.empty()) {
     ByteHistogram(s, hist);
     have_hist = true;
     int used = 0;
@@ -537,9 +600,23 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     // Two probes: a 4 KiB prefix (strongly repetitive streams) and the
     // middle 16 KiB (repeats at longer distances).
     auto lz_wins = [&](std::string_view part, double threshold, bool* wins) {
+      // LZ4 finds the repeats zstd -1 would (shorter ones, too) at a tenth
+      // of its cost. Where it saves under 0.1%, or leaves more than twice
+      // the order-0 entropy (few repeats between many literals), zstd does
+      // not undercut the entropy coder: on the corpus the zstd probes that
+      // won had LZ4 output of at most 0.995 of the input and 1.43 x the
+      // entropy.
+      thread_local std::string lz4;
+      lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
+      const int lz4_size = LZ4_compress_default(part.data(), lz4.data(),
+                                                static_cast<int>(part.size()),
+                                                static_cast<int>(lz4.size()));
+      *wins = false;
+      if (lz4_size <= 0 || lz4_size >= 0.999 * static_cast<double>(part.size())) return Status::OK();
       uint32_t ph[256];
       ByteHistogram(part, ph);
       const double entropy_bytes = EntropyBits(ph, part.size()) / 8;
+      if (lz4_size > 2.0 * entropy_bytes) return Status::OK();
       thread_local std::string probe;
       QATQ_RETURN_IF_ERROR(ZstdEncode(part, 1, &probe));
       *wins = probe.size() < threshold * entropy_bytes;
@@ -844,7 +921,7 @@ Sample MakeSample(size_t n, size_t skip) {
 // Estimated bits of all streams of `T` at `stride` over the sample.
 template <typename W, DType D, Transform T>
 double EstimateImpl(std::string_view raw, size_t stride, const Sample& sample,
-                    double* first_stream_bits) {
+                    double* first_stream_bits, double* first_block_first_bits) {
   constexpr int kStreams = static_cast<int>(sizeof(W));
   constexpr bool kPlanes = T == Transform::kDelta;
   uint32_t hist[kStreams][256] = {};
@@ -861,6 +938,8 @@ double EstimateImpl(std::string_view raw, size_t stride, const Sample& sample,
       SplitWord(D, kPlanes, t, b);
       for (int k = 0; k < kStreams; ++k) ++hist[k][b[k]];
     }
+    if (blk == 0 && first_block_first_bits)
+      *first_block_first_bits = StreamBits(hist[0], sample.len);
   }
   const size_t total = sample.len * sample.blocks;
   double bits = 0;
@@ -872,57 +951,70 @@ double EstimateImpl(std::string_view raw, size_t stride, const Sample& sample,
   return bits;
 }
 
-// As EstimateImpl for the first stream only (the cheap ranking pass).
-template <typename W, DType D, Transform T>
-double EstimateFirstImpl(std::string_view raw, size_t stride, const Sample& sample) {
-  constexpr bool kPlanes = T == Transform::kDelta;
-  uint32_t hist[256] = {};
+// As EstimateImpl for the first stream only (the cheap ranking pass), for
+// xor and delta at once: one pass over the elements feeds both histograms.
+template <typename W, DType D>
+void EstimateFirstImpl(std::string_view raw, size_t stride, const Sample& sample,
+                       double* xor_bits, double* delta_bits) {
+  uint32_t hx[256] = {}, hd[256] = {};
   const char* src = raw.data();
   for (int blk = 0; blk < sample.blocks; ++blk) {
     for (size_t i = sample.begin[blk]; i < sample.begin[blk] + sample.len; ++i) {
       const W v = LoadW<W>(src + i * sizeof(W));
       const W p = LoadW<W>(src + (i - stride) * sizeof(W));
-      const W t = T == Transform::kXor ? static_cast<W>(v ^ p) : Zigzag<W>(static_cast<W>(v - p));
-      uint8_t b[4] = {};
-      SplitWord(D, kPlanes, t, b);
-      ++hist[b[0]];
+      uint8_t bx[4] = {}, bd[4] = {};
+      SplitWord(D, false, static_cast<W>(v ^ p), bx);
+      SplitWord(D, true, Zigzag<W>(static_cast<W>(v - p)), bd);
+      ++hx[bx[0]];
+      ++hd[bd[0]];
     }
   }
-  return StreamBits(hist, sample.len * sample.blocks);
+  *xor_bits = StreamBits(hx, sample.len * sample.blocks);
+  *delta_bits = StreamBits(hd, sample.len * sample.blocks);
 }
 
-void EstimateFirst(DType dtype, std::string_view raw, Transform t, size_t stride,
-                   const Sample& sample, double* first) {
-  auto run = [&]<typename W, DType D>() {
-    *first = t == Transform::kXor ? EstimateFirstImpl<W, D, Transform::kXor>(raw, stride, sample)
-                                  : EstimateFirstImpl<W, D, Transform::kDelta>(raw, stride, sample);
-  };
+void EstimateFirst(DType dtype, std::string_view raw, size_t stride, const Sample& sample,
+                   double* xor_bits, double* delta_bits) {
   switch (dtype) {
-    case DType::kBytes: return run.template operator()<uint8_t, DType::kBytes>();
-    case DType::kF16: return run.template operator()<uint16_t, DType::kF16>();
-    case DType::kBF16: return run.template operator()<uint16_t, DType::kBF16>();
-    case DType::kF32: return run.template operator()<uint32_t, DType::kF32>();
+    case DType::kBytes:
+      return EstimateFirstImpl<uint8_t, DType::kBytes>(raw, stride, sample, xor_bits, delta_bits);
+    case DType::kF16:
+      return EstimateFirstImpl<uint16_t, DType::kF16>(raw, stride, sample, xor_bits, delta_bits);
+    case DType::kBF16:
+      return EstimateFirstImpl<uint16_t, DType::kBF16>(raw, stride, sample, xor_bits, delta_bits);
+    case DType::kF32:
+      return EstimateFirstImpl<uint32_t, DType::kF32>(raw, stride, sample, xor_bits, delta_bits);
   }
 }
 
 template <typename W, DType D>
 double EstimateT(std::string_view raw, Transform t, size_t stride, const Sample& sample,
-                 double* first) {
+                 double* first, double* block0_first) {
   switch (t) {
-    case Transform::kNone: return EstimateImpl<W, D, Transform::kNone>(raw, stride, sample, first);
-    case Transform::kXor: return EstimateImpl<W, D, Transform::kXor>(raw, stride, sample, first);
-    case Transform::kDelta: return EstimateImpl<W, D, Transform::kDelta>(raw, stride, sample, first);
+    case Transform::kNone:
+      return EstimateImpl<W, D, Transform::kNone>(raw, stride, sample, first, block0_first);
+    case Transform::kXor:
+      return EstimateImpl<W, D, Transform::kXor>(raw, stride, sample, first, block0_first);
+    case Transform::kDelta:
+      return EstimateImpl<W, D, Transform::kDelta>(raw, stride, sample, first, block0_first);
   }
   return 0;
 }
 
+// Estimated bits of all streams of `t` at `stride` over `sample`; *first
+// gets those of the first stream and *block0_first those of the first
+// stream over the first sample block alone.
 double Estimate(DType dtype, std::string_view raw, Transform t, size_t stride, const Sample& sample,
-                double* first = nullptr) {
+                double* first = nullptr, double* block0_first = nullptr) {
   switch (dtype) {
-    case DType::kBytes: return EstimateT<uint8_t, DType::kBytes>(raw, t, stride, sample, first);
-    case DType::kF16: return EstimateT<uint16_t, DType::kF16>(raw, t, stride, sample, first);
-    case DType::kBF16: return EstimateT<uint16_t, DType::kBF16>(raw, t, stride, sample, first);
-    case DType::kF32: return EstimateT<uint32_t, DType::kF32>(raw, t, stride, sample, first);
+    case DType::kBytes:
+      return EstimateT<uint8_t, DType::kBytes>(raw, t, stride, sample, first, block0_first);
+    case DType::kF16:
+      return EstimateT<uint16_t, DType::kF16>(raw, t, stride, sample, first, block0_first);
+    case DType::kBF16:
+      return EstimateT<uint16_t, DType::kBF16>(raw, t, stride, sample, first, block0_first);
+    case DType::kF32:
+      return EstimateT<uint32_t, DType::kF32>(raw, t, stride, sample, first, block0_first);
   }
   return 0;
 }
@@ -955,14 +1047,13 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
     if (s < n / 4) max_stride = std::max<size_t>(max_stride, s);
   const Sample sample = MakeSample(n, max_stride);
   if (sample.len < 64) return best;
-  double none_first = 0;
-  double best_bits = Estimate(dtype, raw, Transform::kNone, 1, sample, &none_first);
   // Stage 1 ranks every (transform, stride) by the first stream alone on
   // the first sample block; stage 2 estimates all streams for the best two.
+  double none_first = 0, none_first_block = 0;
+  double best_bits =
+      Estimate(dtype, raw, Transform::kNone, 1, sample, &none_first, &none_first_block);
   Sample first_block = sample;
   first_block.blocks = 1;
-  double none_first_block = 0;
-  Estimate(dtype, raw, Transform::kNone, 1, first_block, &none_first_block);
   struct Ranked {
     double first;
     Transform t;
@@ -971,9 +1062,10 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
   Ranked top[2] = {{none_first_block, Transform::kNone, 1}, {none_first_block, Transform::kNone, 1}};
   for (uint32_t s : strides) {
     if (s > max_stride) continue;
+    double firsts[2] = {0, 0};
+    EstimateFirst(dtype, raw, s, first_block, &firsts[0], &firsts[1]);
     for (Transform t : {Transform::kXor, Transform::kDelta}) {
-      double first = 0;
-      EstimateFirst(dtype, raw, t, s, first_block, &first);
+      const double first = firsts[t == Transform::kDelta];
       if (first < top[0].first) {
         top[1] = top[0];
         top[0] = {first, t, s};
@@ -1034,25 +1126,11 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
 // column (the element `stride` before) as context, plus a table cost per
 // used (context, symbol) pair. Sets *o0_bits to the order-0 estimate.
 
-// As ContextBits over symbols [from, size) of s. REQUIRES: from >= stride.
-double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
-                     double* o0_bits) {
-  const size_t n = s.size();
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(s.data());
-  uint32_t hist[256] = {};
-  for (size_t i = from; i < n; ++i) ++hist[p[i]];
-  {
-    int used0 = 0;
-    for (int v = 0; v < 256; ++v) used0 += hist[v] != 0;
-    *o0_bits = EntropyBits(hist, n - from) + used0 * table_bits;
-  }
-  uint8_t id[256];
-  int d = 0;
-  for (int v = 0; v < 256; ++v) id[v] = hist[v] ? static_cast<uint8_t>(d++) : 0;
-  for (size_t i = from - stride; i < from; ++i)
-    if (!hist[p[i]]) id[p[i]] = static_cast<uint8_t>(d++), hist[p[i]] = 1;
-  if (d > 96 || n <= from) return *o0_bits;  // too many contexts to pay off
-  // bits = sum_ctx c log c - sum_pairs k log k; only touched cells are read.
+// ContextBitsAt's sum for short inputs, where clearing and scanning a
+// d x d matrix would cost more than counting: only touched cells are read.
+double SparseContextBits(const uint8_t* p, size_t from, size_t n, size_t stride,
+                         const uint8_t* id, int d, double table_bits) {
+  // bits = sum_ctx c log c - sum_pairs k log k.
   thread_local uint32_t pair_storage[96 * 96];
   thread_local uint32_t ctx_storage[96];
   thread_local uint16_t touched_storage[96 * 96];
@@ -1077,7 +1155,61 @@ double ContextBitsAt(std::string_view s, size_t from, size_t stride, double tabl
     bits -= pair[cell] * Log2Count(pair[cell]);
     pair[cell] = 0;
   }
-  const size_t used = touched.size();
+  return bits + touched.size() * table_bits;
+}
+
+// As ContextBits over symbols [from, size) of s. REQUIRES: from >= stride.
+double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
+                     double* o0_bits) {
+  const size_t n = s.size();
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(s.data());
+  uint32_t hist[256] = {};
+  for (size_t i = from; i < n; ++i) ++hist[p[i]];
+  {
+    int used0 = 0;
+    for (int v = 0; v < 256; ++v) used0 += hist[v] != 0;
+    *o0_bits = EntropyBits(hist, n - from) + used0 * table_bits;
+  }
+  uint8_t id[256];
+  int d = 0;
+  for (int v = 0; v < 256; ++v) id[v] = hist[v] ? static_cast<uint8_t>(d++) : 0;
+  for (size_t i = from - stride; i < from; ++i)
+    if (!hist[p[i]]) id[p[i]] = static_cast<uint8_t>(d++), hist[p[i]] = 1;
+  if (d > 96 || n <= from) return *o0_bits;  // too many contexts to pay off
+  const size_t cells = static_cast<size_t>(d) * d;
+  if (n - from < 4 * cells) return SparseContextBits(p, from, n, stride, id, d, table_bits);
+  // bits = sum_ctx c log c - sum_pairs k log k over a d x d count matrix.
+  // Two matrices (even and odd positions) keep runs of one cell from
+  // serialising on store-to-load forwarding; one scan at the end replaces
+  // per-symbol bookkeeping of touched cells.
+  thread_local std::vector<uint32_t> storage;
+  storage.assign(2 * cells, 0);
+  uint32_t* __restrict even = storage.data();
+  uint32_t* __restrict odd = even + cells;
+  uint32_t row[256], col[256];
+  for (int v = 0; v < 256; ++v) {
+    col[v] = id[v];
+    row[v] = id[v] * static_cast<uint32_t>(d);
+  }
+  size_t i = from;
+  for (; i + 2 <= n; i += 2) {
+    ++even[row[p[i - stride]] + col[p[i]]];
+    ++odd[row[p[i + 1 - stride]] + col[p[i + 1]]];
+  }
+  if (i < n) ++even[row[p[i - stride]] + col[p[i]]];
+  double bits = 0;
+  size_t used = 0;
+  for (size_t c = 0; c < cells; c += d) {
+    uint32_t ctx = 0;
+    for (size_t v = c; v < c + d; ++v) {
+      const uint32_t k = even[v] + odd[v];
+      if (k == 0) continue;
+      bits -= k * Log2Count(k);
+      ctx += k;
+      ++used;
+    }
+    if (ctx) bits += ctx * Log2Count(ctx);
+  }
   return bits + used * table_bits;
 }
 
