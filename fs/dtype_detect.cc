@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "codec/endian.h"
 
@@ -36,30 +37,69 @@ std::optional<DType> SafetensorsDType(std::string_view s) {
   return std::nullopt;
 }
 
-// Value of a "key":"string" member inside `obj`, or empty.
-std::string_view StringMember(std::string_view obj, std::string_view key) {
-  std::string pat = "\"" + std::string(key) + "\"";
-  size_t p = obj.find(pat);
-  if (p == std::string_view::npos) return {};
-  p = obj.find('"', obj.find(':', p + pat.size()) + 1);
-  if (p == std::string_view::npos) return {};
-  size_t e = obj.find('"', p + 1);
-  if (e == std::string_view::npos) return {};
-  return obj.substr(p + 1, e - p - 1);
-}
+// Collects {"name": {"dtype": "...", "data_offsets": [a, b], ...}, ...}
+// entries from the header's events. A parse error (a prefix that ends
+// inside the header) stops the parse; what was complete is kept.
+class HeaderSax final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit HeaderSax(uint64_t base) : base_(base) {}
+  std::vector<SafetensorsLayout::Tensor> tensors;
+  bool top_is_object = false;
 
-bool OffsetsMember(std::string_view obj, uint64_t* a, uint64_t* b) {
-  size_t p = obj.find("\"data_offsets\"");
-  if (p == std::string_view::npos) return false;
-  p = obj.find('[', p);
-  if (p == std::string_view::npos) return false;
-  std::string rest(obj.substr(p + 1, 64));
-  unsigned long long x = 0, y = 0;
-  if (std::sscanf(rest.c_str(), " %llu , %llu", &x, &y) != 2) return false;
-  *a = x;
-  *b = y;
-  return true;
-}
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t v) override {
+    return v < 0 ? true : number_unsigned(static_cast<number_unsigned_t>(v));
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (depth_ == 3 && key_ == "data_offsets" && n_offsets_ < 2) offsets_[n_offsets_++] = v;
+    return true;
+  }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t& v) override {
+    if (depth_ == 2 && key_ == "dtype") dtype_ = SafetensorsDType(v).value_or(DType::kBytes);
+    return true;
+  }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) top_is_object = true;
+    if (++depth_ == 2) {
+      dtype_.reset();
+      n_offsets_ = 0;
+    }
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 2) key_ = k;
+    return true;
+  }
+  bool end_object() override {
+    if (depth_ == 2 && dtype_ && n_offsets_ == 2 && offsets_[1] >= offsets_[0]) {
+      tensors.push_back({base_ + offsets_[0], base_ + offsets_[1], *dtype_});
+    }
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  const uint64_t base_;
+  int depth_ = 0;
+  std::string key_;  // the current key inside a tensor's object
+  std::optional<DType> dtype_;
+  uint64_t offsets_[2] = {0, 0};
+  int n_offsets_ = 0;
+};
 
 }  // namespace
 
@@ -78,21 +118,21 @@ Status ParseSafetensorsHeader(std::string_view prefix, SafetensorsLayout* layout
   if (n < 2 || n > (100u << 20) || prefix[8] != '{') {
     return Status::InvalidArgument("safetensors: bad header length or no JSON object");
   }
-  layout->header_end = 8 + n;
   std::string_view json = prefix.substr(8, std::min<uint64_t>(n, prefix.size() - 8));
-  std::map<DType, uint64_t> bytes;
-  size_t pos = 0;
-  while ((pos = json.find("\"dtype\"", pos)) != std::string_view::npos) {
-    size_t open = json.rfind('{', pos);
-    size_t close = json.find('}', pos);
-    if (open == std::string_view::npos || close == std::string_view::npos) break;
-    std::string_view obj = json.substr(open, close - open + 1);
-    uint64_t a = 0, b = 0;
-    DType t = SafetensorsDType(StringMember(obj, "dtype")).value_or(DType::kBytes);
-    if (OffsetsMember(obj, &a, &b) && b >= a) bytes[t] += b - a;
-    pos = close;
+  HeaderSax sax(8 + n);
+  try {
+    nlohmann::json::sax_parse(json.begin(), json.end(), &sax);
+  } catch (const std::exception& e) {  // allocation failure
+    return Status::InvalidArgument(std::string("safetensors: ") + e.what());
   }
-  layout->dominant = DType::kBytes;
+  if (!sax.top_is_object) return Status::InvalidArgument("safetensors: no JSON object");
+  *layout = SafetensorsLayout{};
+  layout->header_end = 8 + n;
+  layout->tensors = std::move(sax.tensors);
+  std::sort(layout->tensors.begin(), layout->tensors.end(),
+            [](const auto& a, const auto& b) { return a.begin < b.begin; });
+  std::map<DType, uint64_t> bytes;
+  for (const auto& t : layout->tensors) bytes[t.dtype] += t.end - t.begin;
   uint64_t best = 0;
   for (auto& [t, n_bytes] : bytes) {
     if (n_bytes > best) {
@@ -101,6 +141,32 @@ Status ParseSafetensorsHeader(std::string_view prefix, SafetensorsLayout* layout
     }
   }
   return Status::OK();
+}
+
+DType SafetensorsLayout::DTypeOfRange(uint64_t begin, uint64_t end) const {
+  std::map<DType, uint64_t> votes;
+  if (begin < header_end) votes[DType::kBytes] += std::min(end, header_end) - begin;
+  // The first tensor that may overlap: the last one starting at or before
+  // `begin` (tensors do not overlap one another in a valid file).
+  auto it = std::upper_bound(tensors.begin(), tensors.end(), begin,
+                             [](uint64_t b, const Tensor& t) { return b < t.begin; });
+  if (it != tensors.begin()) --it;
+  for (; it != tensors.end() && it->begin < end; ++it) {
+    uint64_t lo = std::max(begin, it->begin), hi = std::min(end, it->end);
+    // Chunks start at multiples of the chunk size: a tensor not aligned to
+    // its element width there would be read shifted, so it counts as bytes.
+    DType t = it->begin % DTypeWidth(it->dtype) == 0 ? it->dtype : DType::kBytes;
+    if (lo < hi) votes[t] += hi - lo;
+  }
+  DType best = dominant;
+  uint64_t most = 0;
+  for (auto& [t, n] : votes) {
+    if (n > most) {
+      most = n;
+      best = t;
+    }
+  }
+  return best;
 }
 
 DType DetectDType(std::string_view sample) {

@@ -1114,8 +1114,11 @@ DType FilesystemImpl::ChunkDTypeLocked(Inode* inode, uint64_t index, std::string
     inode->MarkAttrDirty();
   }
   DType t = a.dtype;
-  if (inode->safetensors && (index + 1) * a.chunk_bytes <= inode->safetensors->header_end) {
-    t = DType::kBytes;
+  if (inode->safetensors) {
+    // Each chunk takes the dtype of the tensor(s) it holds, so a checkpoint
+    // mixing f32 and bf16 tensors encodes each as what it is.
+    uint64_t begin = index * a.chunk_bytes;
+    t = inode->safetensors->DTypeOfRange(begin, begin + raw.size());
   }
   if (raw.size() % DTypeWidth(t) != 0) t = DType::kBytes;
   return t;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -612,6 +613,50 @@ TEST_F(FsCoreTest, ConcurrentWritersOfOneChunkNeverLoseUpdatesAcrossCommits) {
   EXPECT_TRUE(ReadAll(ino) == want);
   Remount();
   EXPECT_TRUE(ReadAll(ino) == want) << "differs after a remount";
+}
+
+TEST_F(FsCoreTest, SafetensorsChunksTakeTheDTypeOfTheirTensor) {
+  // 5 chunks of f32 then 3 of bf16 (kChunk = 64 KiB), the header padded to
+  // 8 bytes as the safetensors writers do.
+  const uint64_t f32_bytes = 5 * kChunk, bf16_bytes = 3 * kChunk;
+  std::string json = R"({"__metadata__":{"dtype":"BF16 in a string"},"a":{"dtype":"F32","shape":[)" +
+                     std::to_string(f32_bytes / 4) + R"(],"data_offsets":[0,)" +
+                     std::to_string(f32_bytes) + R"(]},"b":{"dtype":"BF16","shape":[)" +
+                     std::to_string(bf16_bytes / 2) + R"(],"data_offsets":[)" +
+                     std::to_string(f32_bytes) + "," + std::to_string(f32_bytes + bf16_bytes) +
+                     "]}}";
+  json.append((8 - (8 + json.size()) % 8) % 8, ' ');
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+  file += json;
+  uint32_t x = 12345;
+  auto next = [&] { return (x = x * 1103515245u + 12345u) >> 8; };
+  for (uint64_t i = 0; i < f32_bytes / 4; ++i) {
+    float v = (static_cast<float>(next() % 20001) - 10000.0f) * 1e-5f;
+    char b[4];
+    std::memcpy(b, &v, 4);
+    file.append(b, 4);
+  }
+  for (uint64_t i = 0; i < bf16_bytes / 2; ++i) {
+    float v = (static_cast<float>(next() % 20001) - 10000.0f) * 1e-3f;
+    char b[4];
+    std::memcpy(b, &v, 4);
+    file.append(b + 2, 2);  // the high half of an f32 is its bf16
+  }
+  InodeId ino = WriteFile("mixed.safetensors", file);
+  std::map<DType, int> records;
+  for (auto& e : stdfs::recursive_directory_iterator(stdfs::path(store_path_) / "chunks")) {
+    if (!e.is_regular_file() || e.path().parent_path().filename() == "tmp") continue;
+    ChunkRecordInfo info;
+    ASSERT_OK(ParseChunkRecordHeader(test::ReadFileOrDie(e.path()), &info));
+    records[info.dtype]++;
+  }
+  // The first chunk holds the header and f32 bytes: f32 by majority.
+  EXPECT_EQ(records[DType::kF32], 5);
+  EXPECT_EQ(records[DType::kBF16], 4);  // the last 3 and the partial tail one
+  EXPECT_EQ(Xattr(ino, "user.qatq.dtype"), "f32");
+  Remount();
+  EXPECT_EQ(ReadAll(ino), file);
 }
 
 TEST_F(FsCoreTest, SafetensorsHeaderChoosesTheDType) {

@@ -19,7 +19,9 @@ TEST(DTypeFromName, SuffixHints) {
   EXPECT_TRUE(IsSafetensorsName("model.safetensors"));
 }
 
-std::string Safetensors(const std::string& json) {
+std::string Safetensors(std::string json, bool pad = false) {
+  // Writers pad the header with spaces so tensors start 8-byte aligned.
+  if (pad) json.append((8 - json.size() % 8) % 8, ' ');
   std::string out(8, '\0');
   PutLE64(out.data(), json.size());
   return out + json;
@@ -32,6 +34,55 @@ TEST(ParseSafetensorsHeader, DominantDTypeByBytes) {
   SafetensorsLayout l;
   ASSERT_OK(ParseSafetensorsHeader(h, &l));
   EXPECT_EQ(l.dominant, DType::kBF16);
+  EXPECT_EQ(l.header_end, h.size());
+}
+
+TEST(ParseSafetensorsHeader, TensorRangesAndTheirDTypes) {
+  std::string h = Safetensors(
+      R"({"b":{"dtype":"BF16","shape":[4,2],"data_offsets":[16,32]},)"
+      R"("__metadata__":{"note":"{\"dtype\":\"F16\",\"data_offsets\":[0,99]}"},)"
+      R"("a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+      R"("i":{"dtype":"I64","shape":[1],"data_offsets":[32,40]}})",
+      /*pad=*/true);
+  SafetensorsLayout l;
+  ASSERT_OK(ParseSafetensorsHeader(h, &l));
+  const uint64_t base = h.size();
+  ASSERT_EQ(l.tensors.size(), 3u);  // not the look-alike inside the metadata string
+  EXPECT_EQ(l.tensors[0].begin, base);
+  EXPECT_EQ(l.tensors[0].dtype, DType::kF32);
+  EXPECT_EQ(l.tensors[1].begin, base + 16);
+  EXPECT_EQ(l.tensors[1].dtype, DType::kBF16);
+  EXPECT_EQ(l.tensors[2].dtype, DType::kBytes);
+  EXPECT_EQ(l.DTypeOfRange(0, base), DType::kBytes);
+  EXPECT_EQ(l.DTypeOfRange(base, base + 16), DType::kF32);
+  EXPECT_EQ(l.DTypeOfRange(base + 12, base + 32), DType::kBF16);  // 4 f32 bytes, 16 bf16
+  EXPECT_EQ(l.DTypeOfRange(base + 32, base + 40), DType::kBytes);
+  EXPECT_EQ(l.DTypeOfRange(base + 100, base + 200), l.dominant);  // nothing votes
+}
+
+TEST(ParseSafetensorsHeader, TensorsMisalignedForTheirWidthCountAsBytes) {
+  // 8 + 7 bytes of header: every tensor starts at an odd file offset.
+  std::string h = Safetensors(R"({"a":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}})");
+  ASSERT_EQ(h.size() % 2, 1u);
+  SafetensorsLayout l;
+  ASSERT_OK(ParseSafetensorsHeader(h, &l));
+  EXPECT_EQ(l.dominant, DType::kF16);
+  EXPECT_EQ(l.DTypeOfRange(h.size(), h.size() + 16), DType::kBytes);
+}
+
+TEST(ParseSafetensorsHeader, PrefixOfALongHeaderKeepsTheCompleteTensors) {
+  std::string json = "{";
+  for (int i = 0; i < 100; ++i) {
+    json += "\"t" + std::to_string(i) + R"(":{"dtype":"F16","shape":[2],"data_offsets":[)" +
+            std::to_string(4 * i) + "," + std::to_string(4 * i + 4) + "]},";
+  }
+  json.back() = '}';
+  std::string h = Safetensors(json);
+  SafetensorsLayout l;
+  ASSERT_OK(ParseSafetensorsHeader(std::string_view(h).substr(0, h.size() / 2), &l));
+  EXPECT_GT(l.tensors.size(), 40u);
+  EXPECT_LT(l.tensors.size(), 60u);
+  EXPECT_EQ(l.dominant, DType::kF16);
   EXPECT_EQ(l.header_end, h.size());
 }
 

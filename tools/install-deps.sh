@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libfuse3-dev fuse3 libzstd-dev liblz4-dev libxxhash-dev librocksdb-dev libhtscodecs-dev
+  nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   zstd lz4 rsync attr acl fio python3 python3-numpy util-linux kmod
