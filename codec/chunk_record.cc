@@ -6,6 +6,7 @@
 
 #include "codec/endian.h"
 #include "codec/v3_strategies.h"
+#include "codec/xxh3_fast.h"
 
 namespace qatq {
 
@@ -14,8 +15,8 @@ namespace {
 uint64_t RecordChecksum(std::string_view header24, std::string_view body) {
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
-  XXH3_64bits_update(st, header24.data(), header24.size());
-  XXH3_64bits_update(st, body.data(), body.size());
+  Xxh3Update(st, header24.data(), header24.size());
+  Xxh3Update(st, body.data(), body.size());
   uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   return h;
@@ -48,7 +49,7 @@ Status FrameChunkRecord(DType dtype, uint8_t strategy, std::string_view raw,
   h[5] = static_cast<char>(dtype);
   PutLE32(h + 8, static_cast<uint32_t>(raw.size()));
   PutLE32(h + 12, static_cast<uint32_t>(body.size()));
-  PutLE64(h + 16, XXH3_64bits(raw.data(), raw.size()));
+  PutLE64(h + 16, Xxh3(raw.data(), raw.size()));
   PutLE64(h + 24, RecordChecksum(std::string_view(h, 24), body));
   record->append(h, sizeof h);
   record->append(body);
@@ -100,7 +101,7 @@ Status DecodeVerifiedRecord(std::string_view record, const ChunkRecordInfo& r, c
                             ChunkRecordInfo* info) {
   QATQ_RETURN_IF_ERROR(
       v3::DecodeBody(r.strategy, r.dtype, record.substr(kChunkRecordHeaderSize), dst, r.raw_len));
-  if (XXH3_64bits(dst, r.raw_len) != r.raw_checksum)
+  if (Xxh3(dst, r.raw_len) != r.raw_checksum)
     return Status::Corruption("chunk checksum mismatch after decoding");
   if (info) *info = r;
   return Status::OK();

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "codec/endian.h"
+#include "codec/xxh3_fast.h"
 #include "codec/v3_strategies.h"
 
 namespace qatq {
@@ -71,7 +72,7 @@ class HashingWriter {
   HashingWriter& operator=(const HashingWriter&) = delete;
 
   Status Write(std::string_view bytes) {
-    XXH3_64bits_update(state_, bytes.data(), bytes.size());
+    Xxh3Update(state_, bytes.data(), bytes.size());
     offset_ += bytes.size();
     return sink_(bytes);
   }
@@ -201,7 +202,7 @@ Status ReadQatcV3Index(std::string_view file, QatcV3Index* index) {
   const uint32_t nchunks = GetLE32(t + 16);
   if (GetLE32(t + 20) != 0) return Status::Corruption("QATC v3 trailer reserved bytes are not zero");
   const uint64_t stored_checksum = GetLE64(t + kTrailerChecksumOffset);
-  if (XXH3_64bits(file.data(), file.size() - kTrailerSize + kTrailerChecksumOffset) !=
+  if (Xxh3(file.data(), file.size() - kTrailerSize + kTrailerChecksumOffset) !=
       stored_checksum)
     return Status::Corruption("QATC v3 file checksum mismatch");
 
@@ -269,19 +270,27 @@ Status DecodeQatcV3Chunk(std::string_view file, const QatcV3Index& index, size_t
   return Status::OK();
 }
 
-// Decodes chunk k whose record checksum was already verified.
-Status DecodeVerifiedChunk(std::string_view file, const QatcV3Index& index, size_t k,
-                           std::string* raw) {
+// Decodes chunk k whose record checksum was already verified into
+// dst[0, raw_len of the chunk). REQUIRES: dst_capacity >= that length.
+Status DecodeVerifiedChunkTo(std::string_view file, const QatcV3Index& index, size_t k, char* dst,
+                             size_t dst_capacity) {
   const QatcV3ChunkRef& ref = index.chunks[k];
   const std::string_view record = RecordOf(file, ref);
   ChunkRecordInfo info;
   QATQ_RETURN_IF_ERROR(ParseChunkRecordHeader(record, &info));
-  raw->resize(info.raw_len);
-  Status s = v3::DecodeBody(info.strategy, info.dtype, record.substr(kChunkRecordHeaderSize),
-                            raw->data(), info.raw_len);
-  if (s.ok() && XXH3_64bits(raw->data(), raw->size()) != info.raw_checksum)
+  Status s = info.raw_len > dst_capacity
+                 ? Status::Corruption("chunk larger than its place in the output")
+                 : v3::DecodeBody(info.strategy, info.dtype,
+                                  record.substr(kChunkRecordHeaderSize), dst, info.raw_len);
+  if (s.ok() && Xxh3(dst, info.raw_len) != info.raw_checksum)
     s = Status::Corruption("chunk checksum mismatch after decoding");
   return s.ok() ? s : s.WithContext("QATC v3 chunk " + std::to_string(k));
+}
+
+Status DecodeVerifiedChunk(std::string_view file, const QatcV3Index& index, size_t k,
+                           std::string* raw) {
+  raw->resize(index.chunks[k].raw_len);
+  return DecodeVerifiedChunkTo(file, index, k, raw->data(), raw->size());
 }
 
 Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads) {
@@ -305,6 +314,25 @@ Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads) {
       QATQ_RETURN_IF_ERROR(sink(raws[i]));
     }
   }
+  return Status::OK();
+}
+
+Status DecodeQatcV3Into(std::string_view file, char* dst, size_t dst_size, int threads) {
+  QatcV3Index index;
+  QATQ_RETURN_IF_ERROR(ReadQatcV3Index(file, &index));
+  const size_t width = DTypeWidth(index.dtype);
+  if (index.element_count > dst_size / width || index.element_count * width != dst_size)
+    return Status::InvalidArgument("output size differs from the decoded size of the file");
+  // ReadQatcV3Index checked every raw length against the chunk geometry, so
+  // chunk k lands at k * chunk bytes.
+  const size_t chunk_bytes = size_t{index.chunk_elements} * width;
+  const size_t n = index.chunks.size();
+  std::vector<Status> statuses(n);
+  ParallelFor(n, ResolveThreads(threads), [&](size_t k) {
+    const size_t off = k * chunk_bytes;
+    statuses[k] = DecodeVerifiedChunkTo(file, index, k, dst + off, dst_size - off);
+  });
+  for (const Status& s : statuses) QATQ_RETURN_IF_ERROR(s);
   return Status::OK();
 }
 

@@ -79,6 +79,14 @@ Status DecodeQatcV3Chunk(std::string_view file, const QatcV3Index& index, size_t
 // does). Memory: O(threads * chunk). `threads` 0 = all cores.
 Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads = 0);
 
+// Full decode into dst[0, dst_size), which must be exactly the decoded size
+// (element count x dtype width, InvalidArgument otherwise): each chunk is
+// decoded in place, without the staging copy of the sink form. The same
+// checks as DecodeQatcV3 precede any write; on a later failure dst holds
+// partial output. No memory beyond O(threads * chunk) scratch. `threads`
+// 0 = all cores.
+Status DecodeQatcV3Into(std::string_view file, char* dst, size_t dst_size, int threads = 0);
+
 // Builds a v3 file from already-encoded chunk records (export from the
 // filesystem without re-encoding). Records are verified (VerifyChunkRecord)
 // and must all carry `dtype`; every record but the last must hold exactly

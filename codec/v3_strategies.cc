@@ -555,6 +555,62 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       coder = StreamCoder::kRaw;  // incompressible: do not spend an encode
     }
   }
+  // Repetitive streams (periodic or repeated tensors, KV caches): a zstd -1
+  // probe on the middle 16 KiB against their order-0 entropy decides whether
+  // a zstd pass over the whole stream is worth its time.
+  constexpr size_t kProbe = 16384;
+  thread_local std::string z;
+  bool have_z = false;
+  if (choice.automatic && choice.lz_probe && s.size() >= 8192 &&
+      coder != StreamCoder::kConstant) {
+    // Two probes: a 4 KiB prefix (strongly repetitive streams) and the
+    // middle 16 KiB (repeats at longer distances).
+    auto lz_wins = [&](std::string_view part, double threshold, bool* wins) {
+      // LZ4 finds the repeats zstd -1 would (shorter ones, too) at a tenth
+      // of its cost. Where it saves under 0.1%, or leaves more than twice
+      // the order-0 entropy (few repeats between many literals), zstd does
+      // not undercut the entropy coder: on the corpus the zstd probes that
+      // won had LZ4 output of at most 0.995 of the input and 1.43 x the
+      // entropy.
+      thread_local std::string lz4;
+      lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
+      const int lz4_size = LZ4_compress_default(part.data(), lz4.data(),
+                                                static_cast<int>(part.size()),
+                                                static_cast<int>(lz4.size()));
+      *wins = false;
+      if (lz4_size <= 0 || lz4_size >= 0.999 * static_cast<double>(part.size())) return Status::OK();
+      uint32_t ph[256];
+      ByteHistogram(part, ph);
+      const double entropy_bytes = EntropyBits(ph, part.size()) / 8;
+      if (lz4_size > 2.0 * entropy_bytes) return Status::OK();
+      thread_local std::string probe;
+      QATQ_RETURN_IF_ERROR(ZstdEncode(part, 1, &probe));
+      *wins = probe.size() < threshold * entropy_bytes;
+      return Status::OK();
+    };
+    bool wins = choice.lz_force;
+    if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
+    if (!wins && s.size() >= 2 * kProbe)
+      QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
+    if (wins) {
+      QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z));
+      have_z = true;
+    }
+  }
+  // An order-0 coder cannot undercut the order-0 entropy of the stream: a
+  // zstd frame below it wins without the rANS encode being spent.
+  if (have_z && !encoded && coder == StreamCoder::kRans) {
+    if (!have_hist) {
+      ByteHistogram(s, hist);
+      have_hist = true;
+    }
+    if (static_cast<double>(z.size()) < EntropyBits(hist, s.size()) / 8) {
+      coder = StreamCoder::kZstd;
+      payload.swap(z);
+      have_z = false;
+      encoded = true;
+    }
+  }
   if (!encoded) {
     thread_local std::string alt_buf;
     std::string& alt = alt_buf;
@@ -591,49 +647,11 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       payload.swap(alt);
     }
   }
-  // Repetitive streams (periodic or repeated tensors, KV caches): a zstd -1
-  // probe on the middle 16 KiB against their order-0 entropy decides whether
-  // a zstd pass over the whole stream is worth its time.
-  constexpr size_t kProbe = 16384;
-  if (choice.automatic && choice.lz_probe && s.size() >= 8192 &&
-      coder != StreamCoder::kConstant) {
-    // Two probes: a 4 KiB prefix (strongly repetitive streams) and the
-    // middle 16 KiB (repeats at longer distances).
-    auto lz_wins = [&](std::string_view part, double threshold, bool* wins) {
-      // LZ4 finds the repeats zstd -1 would (shorter ones, too) at a tenth
-      // of its cost. Where it saves under 0.1%, or leaves more than twice
-      // the order-0 entropy (few repeats between many literals), zstd does
-      // not undercut the entropy coder: on the corpus the zstd probes that
-      // won had LZ4 output of at most 0.995 of the input and 1.43 x the
-      // entropy.
-      thread_local std::string lz4;
-      lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
-      const int lz4_size = LZ4_compress_default(part.data(), lz4.data(),
-                                                static_cast<int>(part.size()),
-                                                static_cast<int>(lz4.size()));
-      *wins = false;
-      if (lz4_size <= 0 || lz4_size >= 0.999 * static_cast<double>(part.size())) return Status::OK();
-      uint32_t ph[256];
-      ByteHistogram(part, ph);
-      const double entropy_bytes = EntropyBits(ph, part.size()) / 8;
-      if (lz4_size > 2.0 * entropy_bytes) return Status::OK();
-      thread_local std::string probe;
-      QATQ_RETURN_IF_ERROR(ZstdEncode(part, 1, &probe));
-      *wins = probe.size() < threshold * entropy_bytes;
-      return Status::OK();
-    };
-    bool wins = choice.lz_force;
-    if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
-    if (!wins && s.size() >= 2 * kProbe)
-      QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
-    if (wins) {
-      thread_local std::string z;
-      QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z));
-      const size_t current = coder == StreamCoder::kRaw ? s.size() : payload.size();
-      if (z.size() < current) {
-        coder = StreamCoder::kZstd;
-        payload.swap(z);
-      }
+  if (have_z) {
+    const size_t current = coder == StreamCoder::kRaw ? s.size() : payload.size();
+    if (z.size() < current) {
+      coder = StreamCoder::kZstd;
+      payload.swap(z);
     }
   }
   if (fallback && coder != StreamCoder::kRaw && coder != StreamCoder::kConstant &&
@@ -1022,6 +1040,27 @@ double Estimate(DType dtype, std::string_view raw, Transform t, size_t stride, c
 double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
                      double* o0_bits);
 
+// Order-1 estimates of symbols [from, size) of s with the symbol `stride`
+// before as context, for several strides: the order-0 statistics they share
+// are counted once.
+class ContextModel {
+ public:
+  ContextModel(std::string_view s, size_t from, double table_bits);
+  // Order-0 bits plus a table cost per used symbol.
+  double o0_bits() const { return o0_bits_; }
+  // As ContextBitsAt. REQUIRES: stride <= from.
+  double Bits(size_t stride) const;
+
+ private:
+  const uint8_t* p_;
+  size_t n_, from_;
+  double table_bits_;
+  double o0_bits_ = 0;
+  uint8_t id_[256];    // dense ids of the symbols of [from, n)
+  bool present_[256];  // symbol occurs in [from, n)
+  int d0_ = 0;         // symbols in [from, n)
+};
+
 struct Candidate {
   Transform transform = Transform::kNone;
   uint32_t stride = 1;
@@ -1105,14 +1144,15 @@ Candidate ChooseTransform(DType dtype, std::string_view raw, const ChunkEncodeOp
     }
   }
   const double table_bits = 12.0 * sample.len * ctx_blocks / n;
+  std::vector<ContextModel> models;
+  for (int blk = 0; blk < ctx_blocks; ++blk) models.emplace_back(first[blk], max_stride, table_bits);
   double best_ctx = 0;
   for (uint32_t s : strides) {
     if (s > max_stride || s < 2) continue;
     double bits = 0, o0_total = 0;
     for (int blk = 0; blk < ctx_blocks; ++blk) {
-      double o0;
-      bits += ContextBitsAt(first[blk], max_stride, s, table_bits, &o0);
-      o0_total += o0;
+      bits += models[blk].Bits(s);
+      o0_total += models[blk].o0_bits();
     }
     if (bits < o0_total * 0.99 && (best.context_stride == 0 || bits < best_ctx)) {
       best_ctx = bits;
@@ -1158,24 +1198,41 @@ double SparseContextBits(const uint8_t* p, size_t from, size_t n, size_t stride,
   return bits + touched.size() * table_bits;
 }
 
-// As ContextBits over symbols [from, size) of s. REQUIRES: from >= stride.
+ContextModel::ContextModel(std::string_view s, size_t from, double table_bits)
+    : p_(reinterpret_cast<const uint8_t*>(s.data())),
+      n_(s.size()),
+      from_(from),
+      table_bits_(table_bits) {
+  uint32_t hist[256] = {};
+  for (size_t i = from; i < n_; ++i) ++hist[p_[i]];
+  int used0 = 0;
+  for (int v = 0; v < 256; ++v) used0 += hist[v] != 0;
+  o0_bits_ = EntropyBits(hist, n_ - from) + used0 * table_bits;
+  for (int v = 0; v < 256; ++v) {
+    present_[v] = hist[v] != 0;
+    id_[v] = hist[v] ? static_cast<uint8_t>(d0_++) : 0;
+  }
+}
+
 double ContextBitsAt(std::string_view s, size_t from, size_t stride, double table_bits,
                      double* o0_bits) {
-  const size_t n = s.size();
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(s.data());
-  uint32_t hist[256] = {};
-  for (size_t i = from; i < n; ++i) ++hist[p[i]];
-  {
-    int used0 = 0;
-    for (int v = 0; v < 256; ++v) used0 += hist[v] != 0;
-    *o0_bits = EntropyBits(hist, n - from) + used0 * table_bits;
-  }
+  const ContextModel model(s, from, table_bits);
+  *o0_bits = model.o0_bits();
+  return model.Bits(stride);
+}
+
+double ContextModel::Bits(size_t stride) const {
+  const uint8_t* p = p_;
+  const size_t n = n_, from = from_;
+  const double table_bits = table_bits_;
   uint8_t id[256];
-  int d = 0;
-  for (int v = 0; v < 256; ++v) id[v] = hist[v] ? static_cast<uint8_t>(d++) : 0;
+  bool present[256];
+  std::memcpy(id, id_, sizeof id);
+  std::memcpy(present, present_, sizeof present);
+  int d = d0_;
   for (size_t i = from - stride; i < from; ++i)
-    if (!hist[p[i]]) id[p[i]] = static_cast<uint8_t>(d++), hist[p[i]] = 1;
-  if (d > 96 || n <= from) return *o0_bits;  // too many contexts to pay off
+    if (!present[p[i]]) id[p[i]] = static_cast<uint8_t>(d++), present[p[i]] = true;
+  if (d > 96 || n <= from) return o0_bits_;  // too many contexts to pay off
   const size_t cells = static_cast<size_t>(d) * d;
   if (n - from < 4 * cells) return SparseContextBits(p, from, n, stride, id, d, table_bits);
   // bits = sum_ctx c log c - sum_pairs k log k over a d x d count matrix.
