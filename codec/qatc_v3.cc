@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "codec/endian.h"
-#include "codec/xxh3_fast.h"
 #include "codec/v3_strategies.h"
+#include "codec/xxh3_fast.h"
 
 namespace qatq {
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -454,7 +455,23 @@ bool AllBytesEqual(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) { return c == s[0]; });
 }
 
+// htscodecs picks its AVX-512 rANS encoders where the CPU has AVX-512, but
+// on AMD's (Zen 4 executes 512-bit operations as two 256-bit halves) its
+// AVX2 encoders measured faster: order 0 by ~15%, order 1 by ~7%, on 64 KiB
+// exponent streams (same output; the decoders stay as detected, the
+// AVX-512 order-1 decoder being the faster there). rans_set_cpu only masks
+// what the library's own CPU detection allows.
+void PreferAvx2RansEncoders() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (__builtin_cpu_is("amd")) rans_set_cpu(0xFFFF & ~RANS_CPU_ENC_AVX512);
+  });
+#endif
+}
+
 Status RansEncode(std::string_view in, int order, std::string* out) {
+  PreferAvx2RansEncoders();
   unsigned int bound = rans_compress_bound_4x16(static_cast<unsigned>(in.size()), order);
   out->resize(bound);
   unsigned int out_size = bound;
