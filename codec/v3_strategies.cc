@@ -905,13 +905,18 @@ bool AllElementsEqual(std::string_view raw, size_t width) {
 // log2 of small counts from a table: estimates run per chunk and libm's
 // log2 dominated them.
 constexpr uint32_t kLogTableSize = 1u << 16;
-inline double Log2Count(uint32_t c) {
+const float* Log2Table() {
   static const std::vector<float> table = [] {
     std::vector<float> t(kLogTableSize);
     for (uint32_t i = 1; i < kLogTableSize; ++i) t[i] = static_cast<float>(std::log2(double(i)));
     return t;
   }();
-  return c < kLogTableSize ? table[c] : std::log2(static_cast<double>(c));
+  return table.data();
+}
+// With the table fetched once per loop (`lg`), the sums stay in registers:
+// a lookup through the function-local static spilled them to memory.
+inline double Log2Count(const float* lg, uint32_t c) {
+  return c < kLogTableSize ? lg[c] : std::log2(static_cast<double>(c));
 }
 
 // Order-0 entropy in bits of a byte histogram.
@@ -919,8 +924,9 @@ double EntropyBits(const uint32_t* hist, size_t total) {
   if (total == 0) return 0;
   double bits = 0;
   const double lt = std::log2(static_cast<double>(total));
+  const float* lg = Log2Table();
   for (int i = 0; i < 256; ++i)
-    if (hist[i]) bits += hist[i] * (lt - Log2Count(hist[i]));
+    if (hist[i]) bits += hist[i] * (lt - Log2Count(lg, hist[i]));
   return bits;
 }
 
@@ -1203,13 +1209,14 @@ double SparseContextBits(const uint8_t* p, size_t from, size_t n, size_t stride,
     ++ctx[c];
   }
   const std::span<const uint16_t> touched(touched_cells, touched_count);
+  const float* lg = Log2Table();
   double bits = 0;
   for (int c = 0; c < d; ++c) {
-    if (ctx[c]) bits += ctx[c] * Log2Count(ctx[c]);
+    if (ctx[c]) bits += ctx[c] * Log2Count(lg, ctx[c]);
     ctx[c] = 0;
   }
   for (uint16_t cell : touched) {
-    bits -= pair[cell] * Log2Count(pair[cell]);
+    bits -= pair[cell] * Log2Count(lg, pair[cell]);
     pair[cell] = 0;
   }
   return bits + touched.size() * table_bits;
@@ -1271,6 +1278,7 @@ double ContextModel::Bits(size_t stride) const {
     ++odd[row[p[i + 1 - stride]] + col[p[i + 1]]];
   }
   if (i < n) ++even[row[p[i - stride]] + col[p[i]]];
+  const float* lg = Log2Table();
   double bits = 0;
   size_t used = 0;
   for (size_t c = 0; c < cells; c += d) {
@@ -1278,11 +1286,11 @@ double ContextModel::Bits(size_t stride) const {
     for (size_t v = c; v < c + d; ++v) {
       const uint32_t k = even[v] + odd[v];
       if (k == 0) continue;
-      bits -= k * Log2Count(k);
+      bits -= k * Log2Count(lg, k);
       ctx += k;
       ++used;
     }
-    if (ctx) bits += ctx * Log2Count(ctx);
+    if (ctx) bits += ctx * Log2Count(lg, ctx);
   }
   return bits + used * table_bits;
 }
