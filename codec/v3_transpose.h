@@ -84,6 +84,9 @@ inline void Tile4x4U32(const char* src, size_t src_stride, char* dst, size_t dst
 template <size_t kW>
 inline void TransposeMatrix(const char* src, size_t rows, size_t cols, char* dst) {
   using transpose_internal::Block;
+  // An empty side means nothing to move; returning here also keeps a
+  // hostile 2^32 x 0 shape from walking its empty rows.
+  if (rows == 0 || cols == 0) return;
   size_t tile = 0;
 #if defined(__SSE2__)
   if constexpr (kW == 2) tile = 8;

@@ -44,6 +44,36 @@ TEST(V3Transpose, MatchesWordByWordTransposeForEveryShape) {
   CheckAllShapes<4>();
 }
 
+TEST(V3Transpose, EmptyShapesMoveNothing) {
+  char src[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  char dst[8] = {};
+  // A hostile stride makes a 2^32 x 0 matrix: it must not walk its rows.
+  v3::TransposeMatrix<1>(src, size_t{0xffffffff}, 0, dst);
+  v3::TransposeMatrix<2>(src, size_t{0xffffffff}, 0, dst);
+  v3::TransposeMatrix<4>(src, 0, size_t{0xffffffff}, dst);
+  EXPECT_EQ(std::string(dst, 8), std::string(8, '\0'));
+}
+
+TEST(V3Transpose, TransposedStrideBeyondTheChunkRoundTrips) {
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    const size_t w = DTypeWidth(dtype);
+    const std::string raw = test::RandomBytes(100 * w, 9);
+    for (uint32_t stride : {101u, 0x01000000u, 0xffffffffu}) {
+      v3::ForcedPlan plan;
+      plan.strategy = v3::kStrategyFields;
+      plan.stride = stride;
+      plan.transposed = true;
+      plan.coder = v3::StreamCoder::kRaw;
+      std::string body;
+      ASSERT_OK(v3::EncodeBodyForced(dtype, raw, plan, &body));
+      std::string back(raw.size(), '\0');
+      ASSERT_OK(v3::DecodeBody(v3::kStrategyFields, dtype, body, back.data(),
+                               static_cast<uint32_t>(raw.size())));
+      EXPECT_EQ(back, raw) << DTypeName(dtype) << " stride " << stride;
+    }
+  }
+}
+
 TEST(V3Transpose, TransposedFieldsRoundTripAcrossTileEdges) {
   for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
     const size_t w = DTypeWidth(dtype);
