@@ -3,11 +3,13 @@
 
 #include "index/rocksdb_metadata_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -22,8 +24,10 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string_view>
+#include <vector>
 
 #include "index/keys.h"
 
@@ -142,6 +146,59 @@ void EnsureReserve(const std::string& dir) {
 
 // Deletes the reserve file; true if there was one.
 bool ReleaseReserve(const std::string& dir) { return ::unlink(ReservePath(dir).c_str()) == 0; }
+
+// Bytes available to us on the device holding `dir`, or UINT64_MAX if
+// unknown.
+uint64_t AvailableBytes(const std::string& dir) {
+  struct statvfs v;
+  if (::statvfs(dir.c_str(), &v) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+// A flush that failed on a full device can leave its partial table behind
+// (RocksDB 7.8, seen on ext4: a 16 MB .sst), and that file alone can keep
+// the next open from finding room. Tables the current MANIFEST does not
+// list are such leftovers; a read-only open, which writes nothing, names
+// the live ones. Returns true if it deleted any.
+bool RemoveLeftoverTables(const std::string& dir, const MetadataStoreOptions& options,
+                          rocksdb::Env* env) {
+  std::set<std::string> live;
+  {
+    MetadataStoreOptions ro = options;
+    ro.read_only = true;
+    std::unique_ptr<rocksdb::DB> db;
+    if (!OpenDb(dir, ro, env, /*recovering=*/false, &db).ok()) return false;
+    std::vector<rocksdb::LiveFileMetaData> files;
+    db->GetLiveFilesMetaData(&files);
+    for (const auto& f : files) live.insert(f.relative_filename);
+    db->Close().PermitUncheckedError();
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return false;
+  std::vector<std::string> leftovers;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".sst" &&
+        !live.count(std::string(name))) {
+      leftovers.emplace_back(name);
+    }
+  }
+  ::closedir(d);
+  bool removed = false;
+  for (const std::string& name : leftovers) {
+    removed |= ::unlink((dir + "/" + name).c_str()) == 0;
+  }
+  return removed;
+}
+
+// Makes room for a writable open that failed for lack of space: deletes
+// leftover tables and gives up the reserve file. True if anything was freed.
+bool FreeSpaceForOpen(const std::string& dir, const MetadataStoreOptions& options,
+                      rocksdb::Env* env) {
+  bool freed = RemoveLeftoverTables(dir, options, env);
+  freed |= ReleaseReserve(dir);
+  return freed;
+}
 
 class RocksDbMetadataStore final : public MetadataStore {
  public:
@@ -367,9 +424,16 @@ class RocksDbMetadataStore final : public MetadataStore {
     if (failed_.load()) QATQ_RETURN_IF_ERROR(Reopen());
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!db_) return Closed();
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    QATQ_RETURN_IF_ERROR(Checked(db_->Flush(fo), "flushing metadata index"));
+    // The flush only saves the next open a log replay; on a device without
+    // room for the tables it would write, it would fail and could leave a
+    // partial table taking the space. The synced WAL holds everything.
+    uint64_t mem = 0;
+    if (!db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem)) mem = 0;
+    if (AvailableBytes(dir_) >= mem + mem / 4 + (uint64_t{4} << 20)) {
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      QATQ_RETURN_IF_ERROR(Checked(db_->Flush(fo), "flushing metadata index"));
+    }
     return Checked(db_->SyncWAL(), "syncing metadata WAL");
   }
 
@@ -420,9 +484,11 @@ class RocksDbMetadataStore final : public MetadataStore {
       db_.reset();
     }
     rocksdb::Status s = OpenDb(dir_, options_, env_, /*recovering=*/true, &db_);
-    if (!s.ok() && ReleaseReserve(dir_)) {
+    if (!s.ok()) {
       db_.reset();
-      s = OpenDb(dir_, options_, env_, /*recovering=*/true, &db_);
+      if (FreeSpaceForOpen(dir_, options_, env_)) {
+        s = OpenDb(dir_, options_, env_, /*recovering=*/true, &db_);
+      }
     }
     if (!s.ok()) {
       db_.reset();
@@ -647,9 +713,12 @@ Status OpenRocksDbMetadataStoreWithEnv(const std::string& dir, const MetadataSto
                                        rocksdb::Env* env, std::unique_ptr<MetadataStore>* store) {
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::Status s = OpenDb(dir, options, env, /*recovering=*/false, &db);
-  if (!s.ok() && !options.read_only && s.IsNoSpace() && ReleaseReserve(dir)) {
-    // Mounting a full store: the reserve makes room for the open.
-    s = OpenDb(dir, options, env, /*recovering=*/true, &db);
+  if (!s.ok() && !options.read_only && s.IsNoSpace()) {
+    // Mounting a full store: make room, and open without flushing.
+    db.reset();
+    if (FreeSpaceForOpen(dir, options, env)) {
+      s = OpenDb(dir, options, env, /*recovering=*/true, &db);
+    }
   }
   if (!s.ok()) return FromRocksDb(s, "opening metadata index " + dir);
   if (!options.read_only) EnsureReserve(dir);

@@ -535,6 +535,10 @@ void MountEnospc::RunScenario() {
   Phase("unmount");
   watchdog_.Disarm();
   ASSERT_TRUE(m_->Unmount(&err)) << err;
+  // The daemon exits 0 even when its last commit fails; the log tells.
+  EXPECT_EQ(m_->LogTail(1 << 20).find("shutdown:"), std::string::npos)
+      << "the unmount's commit or index flush failed:\n"
+      << m_->LogTail();
   // Given up when the index could not reopen on the full device (see
   // index/rocksdb_metadata_store.cc); taken again once there is room.
   std::printf("[enospc] index reserve file after the run: %s\n",
@@ -551,6 +555,7 @@ void MountEnospc::RunScenario() {
   CheckCommitted("after remount");
   watchdog_.Disarm();
   ASSERT_TRUE(m_->Unmount(&err)) << err;
+  EXPECT_EQ(m_->LogTail(1 << 20).find("shutdown:"), std::string::npos) << m_->LogTail();
 
   std::string out;
   int rc =
