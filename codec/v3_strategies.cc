@@ -1295,6 +1295,28 @@ double ContextModel::Bits(size_t stride) const {
   return bits + used * table_bits;
 }
 
+// The first (exponent-aligned) stream bytes of elements [0, m) of raw, as
+// Split with Transform::kNone and the natural layout would write them.
+template <typename W, DType D>
+void FirstStreamT(const char* raw, size_t m, uint8_t* __restrict out) {
+  for (size_t i = 0; i < m; ++i) {
+    const W w = LoadW<W>(raw + i * sizeof(W));
+    if constexpr (D == DType::kBF16) out[i] = static_cast<uint8_t>(w >> 7);
+    else if constexpr (D == DType::kF16) out[i] = static_cast<uint8_t>(w >> 8);
+    else if constexpr (D == DType::kF32) out[i] = static_cast<uint8_t>(w >> 23);
+    else out[i] = static_cast<uint8_t>(w);
+  }
+}
+
+void FirstStream(DType dtype, std::string_view raw, size_t m, uint8_t* out) {
+  switch (dtype) {
+    case DType::kBytes: return FirstStreamT<uint8_t, DType::kBytes>(raw.data(), m, out);
+    case DType::kF16: return FirstStreamT<uint16_t, DType::kF16>(raw.data(), m, out);
+    case DType::kBF16: return FirstStreamT<uint16_t, DType::kBF16>(raw.data(), m, out);
+    case DType::kF32: return FirstStreamT<uint32_t, DType::kF32>(raw.data(), m, out);
+  }
+}
+
 Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
                   bool allow_widened, uint8_t* strategy, std::string* body) {
   const size_t width = DTypeWidth(dtype);
@@ -1335,23 +1357,26 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     plan.transform = c.transform;
     plan.stride = c.stride;
     thread_local std::vector<std::string> streams;
-    Split(dtype, raw, plan.transform, Layout{n, plan.stride, n / plan.stride, false}, &streams);
     if (c.transform == Transform::kNone && c.context_stride > 1 && options.effort >= 3 &&
         n >= 4 * size_t{c.context_stride}) {
       // Order-1 coding of the first (exponent) stream in column order: its
       // context is then the same column's previous element.
-      // The first half of the chunk confirms the sample (table cost scaled).
+      // The first half of the chunk confirms the sample (table cost scaled);
+      // only its first-stream bytes are extracted, so that the chunk is
+      // split once, in the layout chosen.
+      thread_local std::string first_half;
+      first_half.resize(n / 2);
+      FirstStream(dtype, raw, n / 2, reinterpret_cast<uint8_t*>(first_half.data()));
       double o0 = 0;
-      const std::string_view part = std::string_view(streams[0]).substr(0, n / 2);
-      const double o1 = ContextBitsAt(part, c.context_stride, c.context_stride, 6.0, &o0);
+      const double o1 = ContextBitsAt(first_half, c.context_stride, c.context_stride, 6.0, &o0);
       if (o1 < o0 * 0.98) {
         plan.stride = c.context_stride;
         plan.transposed = true;
         plan.streams[0].try_order1 = true;
-        Split(dtype, raw, Transform::kNone, Layout{n, plan.stride, n / plan.stride, true},
-              &streams);
       }
     }
+    Split(dtype, raw, plan.transform, Layout{n, plan.stride, n / plan.stride, plan.transposed},
+          &streams);
     // Written straight into *body (a reused buffer): no copies per chunk.
     body->reserve(raw.size() + 64);
     QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, body));
