@@ -1,5 +1,7 @@
 // DecodeQatcV3Into: the in-place whole-file decode gives the bytes of the
-// sink form, and refuses outputs of the wrong size or damaged files.
+// sink form, and refuses outputs of the wrong size or damaged files. And the
+// threaded encode/decode pipeline: output independent of the thread count,
+// chunks delivered in order, a failing sink stops it cleanly.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -10,10 +12,11 @@
 namespace qatq {
 namespace {
 
-std::string Encode(DType dtype, const std::string& raw, uint32_t chunk_elements) {
+std::string Encode(DType dtype, const std::string& raw, uint32_t chunk_elements,
+                   int threads = 1) {
   QatcV3Options opt;
   opt.chunk_elements = chunk_elements;
-  opt.threads = 1;
+  opt.threads = threads;
   std::string out;
   Status s = EncodeQatcV3(dtype, raw, opt, [&](std::string_view b) {
     out.append(b);
@@ -62,6 +65,47 @@ TEST(QatcV3DecodeInto, RejectsADamagedFileBeforeWriting) {
   std::string out(raw.size(), '\x55');
   EXPECT_FALSE(DecodeQatcV3Into(file, out.data(), out.size()).ok());
   EXPECT_EQ(out, std::string(raw.size(), '\x55'));
+}
+
+TEST(QatcV3Pipeline, EncodedBytesDoNotDependOnTheThreadCount) {
+  const std::string raw = TensorLike(2 * 100 * 57 + 2 * 33, 3);  // 57 full chunks and a short one
+  const std::string one = Encode(DType::kBF16, raw, 100, 1);
+  for (int threads : {2, 3, 8}) EXPECT_EQ(Encode(DType::kBF16, raw, 100, threads), one);
+}
+
+TEST(QatcV3Pipeline, DecodeDeliversChunksInOrderAndStopsAtASinkError) {
+  const std::string raw = TensorLike(2 * 100 * 40, 4);
+  const std::string file = Encode(DType::kBF16, raw, 100);
+  for (int threads : {1, 2, 4}) {
+    std::string out;
+    int calls = 0;
+    Status s = DecodeQatcV3(
+        file,
+        [&](std::string_view b) {
+          if (++calls == 7) return Status::IOError("disk full");
+          out.append(b);
+          return Status::OK();
+        },
+        threads);
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_EQ(calls, 7);
+    EXPECT_EQ(out, raw.substr(0, 6 * 200));
+  }
+}
+
+TEST(QatcV3Pipeline, EncodeStopsAtASinkError) {
+  const std::string raw = TensorLike(2 * 100 * 40, 5);
+  for (int threads : {1, 2, 4}) {
+    QatcV3Options opt;
+    opt.chunk_elements = 100;
+    opt.threads = threads;
+    int calls = 0;
+    Status s = EncodeQatcV3(DType::kBF16, raw, opt, [&](std::string_view) {
+      return ++calls == 5 ? Status::IOError("disk full") : Status::OK();
+    });
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_EQ(calls, 5);
+  }
 }
 
 }  // namespace
