@@ -233,6 +233,9 @@ class FilesystemImpl final : public Filesystem {
   // partially written dirty chunks (auto-commit under write pressure).
   Status CommitInode(InodeId ino, bool sync, bool full_only);
   Status CommitInodeRef(const InodeRef& inode, bool sync, bool full_only);
+  // Commits the dirtiest files until the filesystem's dirty bytes are under
+  // half of max_dirty_bytes (back-pressure on a write over the limit).
+  void RelieveDirtyPressure();
   // REQUIRES: inode->mu held. Submits the dirty chunk for encoding.
   void SubmitEncodeLocked(Inode* inode, uint64_t index, PendingChunk* pc);
   DType ChunkDTypeLocked(Inode* inode, uint64_t index, std::string_view raw);
@@ -245,7 +248,12 @@ class FilesystemImpl final : public Filesystem {
   void DropPendingLocked(Inode* inode, std::map<uint64_t, PendingChunk>::iterator it);
   // The caller no longer needs `job`'s object pinned: unpins now if the
   // encode finished, else when it does.
-  void ReleaseJob(const std::shared_ptr<EncodeJob>& job);
+  // `committed`: the job's object was just committed; otherwise nothing
+  // may reference it any more and it is queued for the refcount check of
+  // DeleteDead (an object stored for a commit that never happened).
+  void ReleaseJob(const std::shared_ptr<EncodeJob>& job, bool committed = false);
+  // REQUIRES: job->mu held.
+  void QueueUncommittedLocked(EncodeJob* job);
 
   // REQUIRES: commit_mu_ held. Applies refcount deltas to `batch`; ids whose
   // count reaches 0 are appended to *dead.
@@ -1031,7 +1039,7 @@ void FilesystemImpl::DropPendingLocked(Inode* inode,
   inode->pending.erase(it);
 }
 
-void FilesystemImpl::ReleaseJob(const std::shared_ptr<EncodeJob>& job) {
+void FilesystemImpl::ReleaseJob(const std::shared_ptr<EncodeJob>& job, bool committed) {
   std::lock_guard<std::mutex> l(job->mu);
   if (!job->finished) {
     job->abandoned = true;
@@ -1041,6 +1049,14 @@ void FilesystemImpl::ReleaseJob(const std::shared_ptr<EncodeJob>& job) {
     job->pinned = false;
     Unpin(job->ref.id);
   }
+  if (!committed) QueueUncommittedLocked(job.get());
+}
+
+void FilesystemImpl::QueueUncommittedLocked(EncodeJob* job) {
+  if (!job->status.ok() || job->hole) return;
+  std::lock_guard<std::mutex> l(pin_mu_);
+  // Size 0: stored_bytes_ never counted an uncommitted object.
+  deferred_deletes_.emplace(job->ref.id, 0);
 }
 
 Status FilesystemImpl::DirtyChunkLocked(std::unique_lock<std::mutex>& lock, Inode* inode,
@@ -1201,6 +1217,7 @@ void FilesystemImpl::FinishJob(EncodeJob* job, const Status& s) {
       job->pinned = false;
       Unpin(job->ref.id);
     }
+    if (job->abandoned) QueueUncommittedLocked(job);
   }
   job->done.Done();
 }
@@ -1215,7 +1232,7 @@ Status FilesystemImpl::Write(InodeId ino, uint64_t fh, uint64_t offset, std::str
   }
   InodeRef inode;
   QATQ_RETURN_IF_ERROR(GetInode(ino, &inode));
-  bool commit_full = false, commit_all = false;
+  bool commit_full = false, over_limit = false;
   {
     std::unique_lock<std::mutex> l(inode->mu);
     if (!S_ISREG(inode->attr.mode)) return Status::Posix(EINVAL, "not a regular file");
@@ -1248,16 +1265,43 @@ Status FilesystemImpl::Write(InodeId ino, uint64_t fh, uint64_t offset, std::str
     }
     inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
     inode->MarkAttrDirty();
-    if (static_cast<size_t>(dirty_bytes_.load()) > options_.max_dirty_bytes) {
-      commit_all = true;
-    } else if (inode->pending_bytes > options_.inode_commit_bytes) {
-      commit_full = true;
-    }
+    over_limit = static_cast<size_t>(dirty_bytes_.load()) > options_.max_dirty_bytes;
+    commit_full = inode->pending_bytes > options_.inode_commit_bytes;
   }
-  if (commit_all || commit_full) {
-    QATQ_RETURN_IF_ERROR(CommitInodeRef(inode, false, !commit_all));
+  if (commit_full) QATQ_RETURN_IF_ERROR(CommitInodeRef(inode, false, true));
+  if (over_limit) RelieveDirtyPressure();
+  // Memory stays bounded even when other files' commits fail: then this
+  // writer commits its own file and hears its outcome.
+  if (static_cast<size_t>(dirty_bytes_.load()) > options_.max_dirty_bytes) {
+    QATQ_RETURN_IF_ERROR(CommitInodeRef(inode, false, false));
   }
   return Status::OK();
+}
+
+void FilesystemImpl::RelieveDirtyPressure() {
+  // The files holding the most dirty bytes are committed until the total is
+  // under half the limit, so one write over the limit pays for a few large
+  // commits instead of every later write committing its own small file.
+  std::vector<std::pair<size_t, InodeRef>> dirty;
+  {
+    std::lock_guard<std::mutex> l(table_mu_);
+    for (auto& [ino, in] : inodes_) {
+      // try_lock: table_mu_ is a leaf; an inode busy now is skipped.
+      std::unique_lock<std::mutex> il(in->mu, std::try_to_lock);
+      if (il.owns_lock() && in->pending_bytes > 0 && !in->deleted) {
+        dirty.emplace_back(in->pending_bytes, in);
+      }
+    }
+  }
+  std::sort(dirty.begin(), dirty.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  const int64_t target = static_cast<int64_t>(options_.max_dirty_bytes / 2);
+  for (auto& [bytes, in] : dirty) {
+    if (dirty_bytes_.load() <= target) break;
+    // A failure is logged by the commit and stays the business of that
+    // file's own writers (their flush, fsync or close reports it).
+    CommitInodeRef(in, false, false).IgnoreError();
+  }
 }
 
 Status FilesystemImpl::CommitInode(InodeId ino, bool sync, bool full_only) {
@@ -1401,7 +1445,7 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
         dirty_bytes_ -= static_cast<int64_t>(n);
         inode->pending.erase(it);
       }
-      ReleaseJob(s.job);
+      ReleaseJob(s.job, /*committed=*/true);
     }
     if (inode->floor_gen == floor_gen) inode->floor = kNoFloor;
     inode->committed_size = size;

@@ -432,7 +432,12 @@ out_fs:
   if (ret == 0) {
     // destroy already committed; this only reports a late failure.
     Status ss = fs->Shutdown();
-    if (!ss.ok()) LogError("shutdown: %s", ss.ToString().c_str());
+    if (!ss.ok()) {
+      // Data is lost: say so in the exit status too (systemd marks the unit
+      // failed, scripts see it).
+      LogError("shutdown: %s", ss.ToString().c_str());
+      ret = 1;
+    }
   }
   fs.reset();
   return ret == 0 ? 0 : 1;

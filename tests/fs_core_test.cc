@@ -470,6 +470,32 @@ TEST_F(FsCoreTest, ManyDirtyChunksCommitUnderPressure) {
   EXPECT_EQ(got, data.substr(0, got.size()));
 }
 
+TEST_F(FsCoreTest, AWriteOverTheDirtyLimitCommitsFilesDownToHalfOfIt) {
+  FilesystemOptions o;
+  o.max_dirty_bytes = 1u << 20;
+  Remount(o);
+  const size_t kFile = 40u << 10;  // below a chunk: nothing commits on its own
+  // 26 x 40 KiB: the last write crosses the 1 MiB limit.
+  std::vector<std::pair<InodeId, std::string>> files;
+  for (int i = 0; i < 26; ++i) {
+    uint64_t fh;
+    InodeId ino = Create("f" + std::to_string(i), &fh);
+    std::string data = test::RandomBytes(kFile, 500 + i);
+    ASSERT_OK(fs_->Write(ino, fh, 0, data));
+    files.emplace_back(ino, data);
+  }
+  Crash();  // nothing was closed or flushed
+  // What was committed is complete; at most half the limit stayed dirty
+  // (committing only the writer's own file would leave 25 files dirty).
+  size_t complete = 0;
+  for (auto& [ino, data] : files) {
+    std::string got = ReadAll(ino);
+    EXPECT_TRUE(got.empty() || got == data);
+    complete += got == data;
+  }
+  EXPECT_GE(complete, files.size() - (o.max_dirty_bytes / 2) / kFile) << complete;
+}
+
 TEST_F(FsCoreTest, ConcurrentWritersReadersAndFlushes) {
   uint64_t shared_fh;
   InodeId shared = Create("shared", &shared_fh);

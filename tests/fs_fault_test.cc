@@ -3,6 +3,7 @@
 // retry after the fault clears commits everything.
 #include <cerrno>
 #include <memory>
+#include <filesystem>
 #include <string>
 
 #include "fs/errno_map.h"
@@ -64,6 +65,15 @@ class FsFaultTest : public ::testing::Test {
     return out;
   }
 
+  size_t ObjectCount() {
+    size_t n = 0;
+    for (auto& e : std::filesystem::recursive_directory_iterator(
+             std::filesystem::path(path_) / "chunks")) {
+      if (e.is_regular_file() && e.path().parent_path().filename() != "tmp") ++n;
+    }
+    return n;
+  }
+
   test::TempDir dir_;
   std::string path_;
   std::unique_ptr<Filesystem> fs_;
@@ -102,6 +112,26 @@ TEST_F(FsFaultTest, FailedSyncCommitsNothing) {
   ASSERT_OK(fs_->GetAttr(a.ino, &now));
   EXPECT_EQ(now.size, 0u);
   EXPECT_EQ(ReadAll(a.ino), "");
+}
+
+TEST_F(FsFaultTest, ObjectsOfAFailedCommitAreFreedWithTheFile) {
+  InodeAttr a;
+  uint64_t fh;
+  ASSERT_OK(fs_->Create(CallerContext{}, kRootInode, "big", 0644, OpenFlags{true}, &a, &fh));
+  // The third object does not fit: the three others are stored for a
+  // commit that fails.
+  faults_->FailNth(ChunkStoreOp::kPut, 3, ENOSPC);
+  ASSERT_OK(fs_->Write(a.ino, fh, 0, test::RandomBytes(4 * kChunk, 4)));
+  EXPECT_EQ(ToErrno(fs_->Flush(a.ino)), ENOSPC);
+  EXPECT_EQ(ObjectCount(), 3u);
+  // The device stays full and the application gives up on the file: its
+  // space comes back at once, not at the next fsck --repair.
+  faults_->FailAlways(ChunkStoreOp::kPut, ENOSPC);
+  ASSERT_OK(fs_->Unlink(kRootInode, "big"));
+  EXPECT_EQ(ToErrno(fs_->Release(a.ino, fh)), ENOSPC);
+  fs_->Forget(a.ino, 1);  // the kernel's reference from the create
+  EXPECT_EQ(ObjectCount(), 0u);
+  faults_->Clear();
 }
 
 TEST_F(FsFaultTest, UnreadableObjectGivesEio) {
