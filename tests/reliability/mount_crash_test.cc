@@ -483,37 +483,6 @@ std::map<std::string, std::pair<uint64_t, uint64_t>> Digest(const fs::path& dir)
   return out;
 }
 
-// The store check behind `qatqfs fsck` (index/fsck.h), run in-process on
-// the unmounted store. Damage is any problem other than an orphan object
-// (written but never committed, or freed by a commit whose deletion the
-// kill interrupted: removable garbage) and any unrecoverable file. Returns
-// "" when there is none; counts orphan objects in *orphans.
-std::string StoreDamage(const fs::path& store, bool repair, uint64_t* orphans,
-                        std::string* summary) {
-  std::unique_ptr<Store> st;
-  StoreOptions so;
-  so.read_only = !repair;
-  Status s = OpenStore(store.string(), so, &st);
-  if (!s.ok()) return "cannot open the store: " + s.ToString();
-  FsckOptions fo;
-  fo.repair = repair;
-  FsckReport report;
-  s = CheckStore(st.get(), fo, &report);
-  if (!s.ok()) return "check failed: " + s.ToString();
-  *summary = report.Summary();
-  std::string damage;
-  for (const FsckProblem& p : report.problems) {
-    if (p.kind == FsckProblemKind::kOrphanObject) {
-      ++*orphans;
-    } else {
-      damage += std::string(FsckProblemName(p.kind)) + ": " + p.detail + "\n";
-    }
-  }
-  if (report.problems.size() < report.problem_count) damage += "more problems not listed\n";
-  for (const auto& f : report.damaged_files) damage += "unrecoverable " + f.path + "\n";
-  return damage;
-}
-
 std::string Summary(const CrashStats& s) {
   std::ostringstream o;
   o << "kills=" << s.kills << " files=" << s.files << " fsync_determined=" << s.fsync_determined

@@ -277,33 +277,6 @@ bool ReadFromDaemon(const fs::path& path, std::string* out, int* err) {
   return true;
 }
 
-// The store check behind `qatqfs fsck`, in-process on the unmounted store:
-// damage is every problem other than an orphan object (written but never
-// committed: removable garbage) and every unrecoverable file; "" if none.
-std::string StoreDamage(const fs::path& store, uint64_t* orphans, std::string* summary) {
-  std::unique_ptr<Store> st;
-  StoreOptions so;
-  so.read_only = true;
-  Status s = OpenStore(store.string(), so, &st);
-  if (!s.ok()) return "cannot open the store: " + s.ToString();
-  FsckReport report;
-  s = CheckStore(st.get(), FsckOptions(), &report);
-  if (!s.ok()) return "check failed: " + s.ToString();
-  *summary = report.Summary();
-  std::string damage;
-  *orphans = 0;
-  for (const FsckProblem& p : report.problems) {
-    if (p.kind == FsckProblemKind::kOrphanObject) {
-      ++*orphans;
-    } else {
-      damage += std::string(FsckProblemName(p.kind)) + ": " + p.detail + "\n";
-    }
-  }
-  if (report.problems.size() < report.problem_count) damage += "more problems not listed\n";
-  for (const auto& f : report.damaged_files) damage += "unrecoverable " + f.path + "\n";
-  return damage;
-}
-
 class MountEnospc : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -545,7 +518,7 @@ void MountEnospc::RunScenario() {
               fs::exists(m_->store() / "index" / "qatq-reserve") ? "present" : "absent");
   uint64_t orphans = 0;
   std::string summary;
-  std::string damage = StoreDamage(m_->store(), &orphans, &summary);
+  std::string damage = StoreDamage(m_->store(), false, &orphans, &summary);
   EXPECT_EQ(damage, "") << "store check after the full-disk run:\n" << summary;
   std::printf("[enospc] store check: %s, %llu orphan objects\n",
               damage.empty() ? "no damage" : "DAMAGE", static_cast<unsigned long long>(orphans));
@@ -561,7 +534,7 @@ void MountEnospc::RunScenario() {
   int rc =
       RunWithTimeout({ToolPath("qatqfs").string(), "fsck", m_->store().string()}, 120000, &out);
   std::printf("[enospc] qatqfs fsck: exit %d\n%s\n", rc, out.c_str());
-  damage = StoreDamage(m_->store(), &orphans, &summary);
+  damage = StoreDamage(m_->store(), false, &orphans, &summary);
   EXPECT_EQ(damage, "") << "store check after the remount:\n" << summary;
   // 0 = clean, 4 = problems found; the in-process check says they are only
   // orphan objects.

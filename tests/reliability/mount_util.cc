@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "index/fsck.h"
+#include "index/store.h"
 #include "tests/testutil.h"
 
 namespace qatq::test {
@@ -475,6 +477,32 @@ bool RemountServer::Serve(pid_t pid, int timeout_ms, int* status, int* remounts,
   kill(pid, SIGKILL);
   WaitPid(pid, 10000, status);
   return false;
+}
+
+std::string StoreDamage(const std::filesystem::path& store, bool repair, uint64_t* orphans,
+                        std::string* summary) {
+  std::unique_ptr<Store> st;
+  StoreOptions so;
+  so.read_only = !repair;
+  Status s = OpenStore(store.string(), so, &st);
+  if (!s.ok()) return "cannot open the store: " + s.ToString();
+  FsckOptions fo;
+  fo.repair = repair;
+  FsckReport report;
+  s = CheckStore(st.get(), fo, &report);
+  if (!s.ok()) return "check failed: " + s.ToString();
+  *summary = report.Summary();
+  std::string damage;
+  for (const FsckProblem& p : report.problems) {
+    if (p.kind == FsckProblemKind::kOrphanObject) {
+      ++*orphans;
+    } else {
+      damage += std::string(FsckProblemName(p.kind)) + ": " + p.detail + "\n";
+    }
+  }
+  if (report.problems.size() < report.problem_count) damage += "more problems not listed\n";
+  for (const auto& f : report.damaged_files) damage += "unrecoverable " + f.path + "\n";
+  return damage;
 }
 
 }  // namespace qatq::test

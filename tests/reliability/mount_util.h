@@ -132,6 +132,15 @@ class RemountServer {
 // *err set) when the command fails or the field is missing.
 int64_t StoreStat(const std::filesystem::path& store, const std::string& field, std::string* err);
 
+// The store check behind `qatqfs fsck` (index/fsck.h), run in-process on
+// the unmounted store (with `repair`, as `fsck --repair`). Damage is every
+// problem other than an orphan object (written but never committed, or
+// freed by a commit whose deletion a kill interrupted: removable garbage)
+// and every unrecoverable file. Returns "" when there is none; adds the
+// orphan objects found to *orphans.
+std::string StoreDamage(const std::filesystem::path& store, bool repair, uint64_t* orphans,
+                        std::string* summary);
+
 // Starts `argv` with stdout and stderr appended to `log`; returns its pid.
 pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log);
 
