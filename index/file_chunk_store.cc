@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include "base/posix_io.h"
 #include "codec/chunk_record.h"
 #include "index/chunk_store.h"
 
@@ -76,18 +77,6 @@ Status MakeDir(const std::string& path, mode_t mode, bool* created) {
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("stat " + path);
   if (!S_ISDIR(st.st_mode))
     return Status::IOError(path + " exists and is not a directory", ENOTDIR);
-  return Status::OK();
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
   return Status::OK();
 }
 

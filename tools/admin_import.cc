@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/posix_io.h"
 #include "codec/chunk_record.h"
 #include "codec/qatc_v2.h"
 #include "codec/qatc_v3.h"
@@ -35,18 +36,6 @@ constexpr char kImportUsage[] =
 int ImportError(const std::string& msg, int rc = kExitDataError) {
   std::fprintf(stderr, "qatqfs import: %s\n", msg.c_str());
   return rc;
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
 }
 
 bool AllZero(std::string_view s) {

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/posix_io.h"
+
 namespace qatq::cli {
 
 InputFile::~InputFile() {
@@ -87,15 +89,7 @@ Status AtomicOutput::Open(const std::string& path) {
 }
 
 Status AtomicOutput::Write(std::string_view bytes) {
-  const char* p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t w = ::write(fd_, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return Status::FromErrno("write failed");
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
+  QATQ_RETURN_IF_ERROR(WriteAll(fd_, bytes, "failed"));
   written_ += bytes.size();
   return Status::OK();
 }
