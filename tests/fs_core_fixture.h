@@ -38,8 +38,10 @@ class FsCoreTest : public ::testing::Test {
     StoreOptions so;
     so.read_only = o.read_only;
     ASSERT_OK(OpenStore(store_path_, so, &st));
-    ASSERT_OK(Filesystem::Open(std::move(st), o, &fs_));
+    ASSERT_OK(Filesystem::Open(WrapStore(std::move(st)), o, &fs_));
   }
+  // Lets a test put a layer (fault injection) between the core and the store.
+  virtual std::unique_ptr<Store> WrapStore(std::unique_ptr<Store> store) { return store; }
   // Clean unmount and mount again.
   void Remount(FilesystemOptions o = {}) {
     ASSERT_OK(fs_->Shutdown());

@@ -3,19 +3,17 @@
 // retry after the fault clears commits everything.
 #include <cerrno>
 #include <memory>
-#include <filesystem>
 #include <string>
 
 #include "fs/errno_map.h"
 #include "fs/filesystem.h"
 #include "index/fault_injection_chunk_store.h"
 #include "index/store.h"
+#include "tests/fs_core_fixture.h"
 #include "tests/testutil.h"
 
 namespace qatq {
 namespace {
-
-constexpr uint32_t kChunk = 64u << 10;
 
 // A real store whose chunk store is wrapped by a FaultInjectionChunkStore.
 class FaultyStore final : public Store {
@@ -34,49 +32,18 @@ class FaultyStore final : public Store {
   FaultInjectionChunkStore faults_;
 };
 
-class FsFaultTest : public ::testing::Test {
+class FsFaultTest : public FsCoreTest {
  protected:
-  void SetUp() override {
-    path_ = (dir_.path() / "store").string();
-    MkfsOptions mo;
-    mo.chunk_bytes = kChunk;
-    ASSERT_OK(CreateStore(path_, mo));
-    Open();
-  }
   void TearDown() override {
-    if (fs_) {
-      faults_->Clear();
-      EXPECT_OK(fs_->Shutdown());
-    }
+    if (faults_) faults_->Clear();
+    FsCoreTest::TearDown();
   }
-  void Open() {
-    fs_.reset();
-    std::unique_ptr<Store> real;
-    ASSERT_OK(OpenStore(path_, StoreOptions{}, &real));
-    auto faulty = std::make_unique<FaultyStore>(std::move(real));
+  std::unique_ptr<Store> WrapStore(std::unique_ptr<Store> store) override {
+    auto faulty = std::make_unique<FaultyStore>(std::move(store));
     faults_ = faulty->faults();
-    ASSERT_OK(Filesystem::Open(std::move(faulty), FilesystemOptions{}, &fs_));
-  }
-  std::string ReadAll(InodeId ino) {
-    InodeAttr a;
-    EXPECT_OK(fs_->GetAttr(ino, &a));
-    std::string out;
-    EXPECT_OK(fs_->Read(ino, 0, 0, a.size, &out));
-    return out;
+    return faulty;
   }
 
-  size_t ObjectCount() {
-    size_t n = 0;
-    for (auto& e : std::filesystem::recursive_directory_iterator(
-             std::filesystem::path(path_) / "chunks")) {
-      if (e.is_regular_file() && e.path().parent_path().filename() != "tmp") ++n;
-    }
-    return n;
-  }
-
-  test::TempDir dir_;
-  std::string path_;
-  std::unique_ptr<Filesystem> fs_;
   FaultInjectionChunkStore* faults_ = nullptr;
 };
 
@@ -93,8 +60,7 @@ TEST_F(FsFaultTest, FullDeviceFailsTheCloseWithEnospcThenRetrySucceeds) {
   faults_->Clear();
   ASSERT_OK(fs_->Flush(a.ino));
   ASSERT_OK(fs_->Release(a.ino, fh));
-  ASSERT_OK(fs_->Shutdown());
-  Open();
+  Remount();
   EXPECT_EQ(ReadAll(a.ino), data);
 }
 
@@ -107,7 +73,7 @@ TEST_F(FsFaultTest, FailedSyncCommitsNothing) {
   EXPECT_EQ(ToErrno(fs_->Fsync(a.ino)), EIO);
   // The daemon dies: the index never named the unsynced objects.
   faults_->Clear();
-  Open();
+  Crash();
   InodeAttr now;
   ASSERT_OK(fs_->GetAttr(a.ino, &now));
   EXPECT_EQ(now.size, 0u);
@@ -140,8 +106,7 @@ TEST_F(FsFaultTest, UnreadableObjectGivesEio) {
   ASSERT_OK(fs_->Create(CallerContext{}, kRootInode, "h", 0644, OpenFlags{true}, &a, &fh));
   ASSERT_OK(fs_->Write(a.ino, fh, 0, test::RandomBytes(kChunk, 3)));
   ASSERT_OK(fs_->Release(a.ino, fh));
-  ASSERT_OK(fs_->Shutdown());
-  Open();  // empty decoded-chunk cache
+  Remount();  // empty decoded-chunk cache
   faults_->FailAlways(ChunkStoreOp::kGet, EIO);
   std::string out;
   EXPECT_EQ(ToErrno(fs_->Read(a.ino, 0, 0, 100, &out)), EIO);
