@@ -71,20 +71,20 @@ Status DecodeQatcV3Chunk(std::string_view file, const QatcV3Index& index, size_t
                          std::string* raw);
 
 // Full decode. The header, trailer, index, record headers and the
-// whole-file checksum (which covers every record byte, so the per-record
-// checksums are not recomputed) are verified before the first call to `sink`; each chunk's
-// raw checksum is verified before its bytes are passed on. A failure after
+// whole-file checksum are verified before the first call to `sink`; each
+// chunk's record checksum before it is decoded, and its raw checksum before
+// its bytes are passed on. A failure after
 // that (a record that passes its checksum but does not decode) returns
 // non-OK after partial output: callers stage output in a temp file (the CLI
 // does). Memory: O(threads * chunk). `threads` 0 = all cores.
 Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads = 0);
 
 // Full decode into dst[0, dst_size), which must be exactly the decoded size
-// (element count x dtype width, InvalidArgument otherwise): each chunk is
-// decoded in place, without the staging copy of the sink form. The same
-// checks as DecodeQatcV3 precede any write; on a later failure dst holds
-// partial output. No memory beyond O(threads * chunk) scratch. `threads`
-// 0 = all cores.
+// (element count x dtype width, InvalidArgument otherwise): chunks are
+// decoded in parallel and land at their offsets, without the ordered
+// hand-over of the sink form. The same checks as DecodeQatcV3; the file's
+// are done before any write, and on a later failure dst holds partial
+// output. Memory: O(threads * chunk) scratch. `threads` 0 = all cores.
 Status DecodeQatcV3Into(std::string_view file, char* dst, size_t dst_size, int threads = 0);
 
 // Builds a v3 file from already-encoded chunk records (export from the

@@ -268,9 +268,18 @@ void GatherWords(const uint8_t* const* s, size_t n, W* __restrict words) {
 template <typename W, DType D, Transform T>
 void MergeTransformed(const uint8_t* const* s, const Layout& lay, char* dst) {
   const size_t n = lay.n, stride = lay.stride;
+  // In place when dst is aligned (the usual case): a staging buffer would
+  // end in one large copy, which glibc may do with non-temporal stores,
+  // and the checksum pass that follows would then read dst from memory.
   thread_local std::vector<W> buf;
-  buf.resize(n);
-  W* __restrict v = buf.data();
+  const bool aligned = reinterpret_cast<uintptr_t>(dst) % alignof(W) == 0;
+  W* __restrict v;
+  if (aligned) {
+    v = reinterpret_cast<W*>(dst);
+  } else {
+    buf.resize(n);
+    v = buf.data();
+  }
   GatherWords<W, D, T == Transform::kDelta>(s, n, v);
   if constexpr (T == Transform::kDelta)
     for (size_t i = 0; i < std::min(stride, n); ++i) v[i] = Unzigzag<W>(v[i]);
@@ -283,7 +292,7 @@ void MergeTransformed(const uint8_t* const* s, const Layout& lay, char* dst) {
       else cur[j] = static_cast<W>(cur[j] ^ prev[j]);
     }
   }
-  std::memcpy(dst, v, n * sizeof(W));  // dst may be unaligned
+  if (!aligned) std::memcpy(dst, v, n * sizeof(W));
 }
 
 template <typename W, DType D>
