@@ -54,6 +54,20 @@ TEST(V3Transpose, EmptyShapesMoveNothing) {
   EXPECT_EQ(std::string(dst, 8), std::string(8, '\0'));
 }
 
+// Encodes `raw` with `plan` and decodes it into a buffer at byte offset
+// `out_offset` (to exercise unaligned output); returns the decoded bytes.
+std::string ForcedRoundTrip(DType dtype, std::string_view raw, const v3::ForcedPlan& plan,
+                            size_t out_offset = 0) {
+  std::string body;
+  Status s = v3::EncodeBodyForced(dtype, raw, plan, &body);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  std::string back(raw.size() + out_offset, '\0');
+  s = v3::DecodeBody(v3::kStrategyFields, dtype, body, back.data() + out_offset,
+                     static_cast<uint32_t>(raw.size()));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return back.substr(out_offset);
+}
+
 TEST(V3Transpose, TransposedStrideBeyondTheChunkRoundTrips) {
   for (DType dtype : {DType::kBF16, DType::kF32}) {
     const size_t w = DTypeWidth(dtype);
@@ -64,12 +78,7 @@ TEST(V3Transpose, TransposedStrideBeyondTheChunkRoundTrips) {
       plan.stride = stride;
       plan.transposed = true;
       plan.coder = v3::StreamCoder::kRaw;
-      std::string body;
-      ASSERT_OK(v3::EncodeBodyForced(dtype, raw, plan, &body));
-      std::string back(raw.size(), '\0');
-      ASSERT_OK(v3::DecodeBody(v3::kStrategyFields, dtype, body, back.data(),
-                               static_cast<uint32_t>(raw.size())));
-      EXPECT_EQ(back, raw) << DTypeName(dtype) << " stride " << stride;
+      EXPECT_EQ(ForcedRoundTrip(dtype, raw, plan), raw) << DTypeName(dtype) << " stride " << stride;
     }
   }
 }
@@ -87,13 +96,9 @@ TEST(V3Transpose, TransposedFieldsRoundTripAcrossTileEdges) {
           plan.stride = stride;
           plan.transposed = true;
           plan.coder = v3::StreamCoder::kRaw;
-          std::string body;
-          ASSERT_OK(v3::EncodeBodyForced(dtype, raw, plan, &body));
-          std::string back(raw.size() + 1, '\0');
-          ASSERT_OK(v3::DecodeBody(v3::kStrategyFields, dtype, body, back.data() + 1,
-                                   static_cast<uint32_t>(raw.size())));
-          EXPECT_EQ(back.substr(1), raw) << DTypeName(dtype) << " stride " << stride << " n " << n
-                                         << " transform " << static_cast<int>(t);
+          EXPECT_EQ(ForcedRoundTrip(dtype, raw, plan, 1), raw)
+              << DTypeName(dtype) << " stride " << stride << " n " << n << " transform "
+              << static_cast<int>(t);
         }
       }
     }
@@ -113,12 +118,8 @@ TEST(V3Transpose, UntransposedTransformsRoundTripFromUnalignedInput) {
         plan.transform = t;
         plan.stride = stride;
         plan.coder = v3::StreamCoder::kRaw;
-        std::string body;
-        ASSERT_OK(v3::EncodeBodyForced(dtype, raw, plan, &body));
-        std::string back(raw.size(), '\0');
-        ASSERT_OK(v3::DecodeBody(v3::kStrategyFields, dtype, body, back.data(),
-                                 static_cast<uint32_t>(raw.size())));
-        EXPECT_EQ(back, raw) << DTypeName(dtype) << " stride " << stride;
+        EXPECT_EQ(ForcedRoundTrip(dtype, raw, plan), raw)
+            << DTypeName(dtype) << " stride " << stride;
       }
     }
   }
