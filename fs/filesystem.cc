@@ -99,6 +99,47 @@ Status NameCheck(std::string_view name) {
   return Status::OK();
 }
 
+// Changes to one inode's chunk map: staged in a MetaBatch together with the
+// reference-count deltas they imply, and applied to the in-memory map once
+// that batch is committed.
+struct ChunkMapEdit {
+  ChunkMapEdit(MetaBatch* b, InodeId i) : batch(b), ino(i) {}
+  MetaBatch* const batch;
+  const InodeId ino;
+  std::map<ChunkId, int64_t> deltas;
+  std::map<ChunkId, uint32_t> sizes;  // stored_len per object, for the stats
+  std::map<uint64_t, std::optional<ChunkRef>> changes;
+
+  // Points chunk `index` at `ref` (nullopt: a hole) in place of its entry in
+  // `committed`, if any.
+  void Set(const std::map<uint64_t, ChunkRef>& committed, uint64_t index,
+           const std::optional<ChunkRef>& ref) {
+    auto old = committed.find(index);
+    if (old != committed.end()) {
+      deltas[old->second.id]--;
+      sizes[old->second.id] = old->second.stored_len;
+    }
+    if (ref) {
+      batch->PutChunkRef(ino, index, *ref);
+      deltas[ref->id]++;
+      sizes[ref->id] = ref->stored_len;
+    } else if (old != committed.end()) {
+      batch->DeleteChunkRef(ino, index);
+    }
+    changes[index] = ref;
+  }
+  // After the commit.
+  void ApplyTo(std::map<uint64_t, ChunkRef>* committed) const {
+    for (auto& [index, ref] : changes) {
+      if (ref) {
+        (*committed)[index] = *ref;
+      } else {
+        committed->erase(index);
+      }
+    }
+  }
+};
+
 // Result of encoding one chunk on the worker pool.
 struct EncodeJob {
   Completion done;
@@ -262,6 +303,12 @@ class FilesystemImpl final : public Filesystem {
                         const std::map<ChunkId, uint32_t>& sizes);
   // REQUIRES: commit_mu_ held; after the commit.
   void DeleteDead(const std::vector<std::pair<ChunkId, uint32_t>>& dead);
+  // REQUIRES: inode.mu held. No name, open file or kernel lookup refers to
+  // the inode any more, so it can be reclaimed.
+  bool UnreferencedLocked(const Inode& inode) const {
+    return !read_only_ && !inode.deleted && inode.lookups == 0 && inode.opens == 0 &&
+           inode.attr.nlink == 0;
+  }
   // REQUIRES: commit_mu_ held. Removes everything of an inode with nlink 0
   // and no opens.
   Status ReclaimLocked(const InodeRef& inode);
@@ -483,8 +530,7 @@ void FilesystemImpl::Forget(InodeId ino, uint64_t nlookup) {
   {
     std::lock_guard<std::mutex> il(inode->mu);
     inode->lookups -= std::min(inode->lookups, nlookup);
-    reclaim = !read_only_ && !inode->deleted && inode->lookups == 0 && inode->opens == 0 &&
-              inode->attr.nlink == 0;
+    reclaim = UnreferencedLocked(*inode);
   }
   if (reclaim) {
     // The kernel's last reference to an unlinked inode: free it now.
@@ -684,19 +730,14 @@ Status FilesystemImpl::Link(InodeId ino, InodeId new_parent, std::string_view ne
 // Removal
 
 Status FilesystemImpl::ReclaimLocked(const InodeRef& inode) {
-  std::map<ChunkId, int64_t> deltas;
-  std::map<ChunkId, uint32_t> sizes;
   auto b = meta_->NewBatch();
+  ChunkMapEdit edit(b.get(), inode->ino);
   {
     std::lock_guard<std::mutex> l(inode->mu);
     if (inode->deleted) return Status::OK();
     QATQ_RETURN_IF_ERROR(LoadMapLocked(inode.get()));
     while (!inode->pending.empty()) DropPendingLocked(inode.get(), inode->pending.begin());
-    for (auto& [i, r] : inode->committed) {
-      b->DeleteChunkRef(inode->ino, i);
-      deltas[r.id]--;
-      sizes[r.id] = r.stored_len;
-    }
+    for (auto& [i, r] : inode->committed) edit.Set(inode->committed, i, std::nullopt);
   }
   std::vector<std::string> xattrs;
   QATQ_RETURN_IF_ERROR(meta_->ListXattrs(inode->ino, &xattrs));
@@ -704,7 +745,7 @@ Status FilesystemImpl::ReclaimLocked(const InodeRef& inode) {
   b->DeleteInode(inode->ino);
   b->DeleteOrphan(inode->ino);
   std::vector<std::pair<ChunkId, uint32_t>> dead;
-  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), deltas, &dead, sizes));
+  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), edit.deltas, &dead, edit.sizes));
   QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), false));
   {
     std::lock_guard<std::mutex> l(inode->mu);
@@ -951,7 +992,7 @@ Status FilesystemImpl::Release(InodeId ino, uint64_t fh) {
   {
     std::lock_guard<std::mutex> l(inode->mu);
     if (inode->opens > 0) inode->opens--;
-    reclaim = inode->opens == 0 && inode->lookups == 0 && inode->attr.nlink == 0 && !read_only_;
+    reclaim = UnreferencedLocked(*inode);
   }
   if (reclaim) {
     std::lock_guard<std::mutex> cl(commit_mu_);
@@ -1385,39 +1426,18 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
 
   std::lock_guard<std::mutex> cl(commit_mu_);
   auto b = meta_->NewBatch();
-  std::map<ChunkId, int64_t> deltas;
-  std::map<ChunkId, uint32_t> sizes;
-  std::map<uint64_t, std::optional<ChunkRef>> map_changes;
+  ChunkMapEdit edit(b.get(), inode->ino);
   {
     std::lock_guard<std::mutex> l(inode->mu);
     if (inode->deleted) return Status::OK();
-    std::set<uint64_t> written;
     for (auto& s : snap) {
-      written.insert(s.index);
-      auto old = inode->committed.find(s.index);
-      bool old_live = old != inode->committed.end() && s.index < floor;
-      if (old != inode->committed.end()) {
-        deltas[old->second.id]--;
-        sizes[old->second.id] = old->second.stored_len;
-      }
-      if (s.job->hole) {
-        if (old != inode->committed.end()) b->DeleteChunkRef(inode->ino, s.index);
-        map_changes[s.index] = std::nullopt;
-      } else {
-        b->PutChunkRef(inode->ino, s.index, s.job->ref);
-        deltas[s.job->ref.id]++;
-        sizes[s.job->ref.id] = s.job->ref.stored_len;
-        map_changes[s.index] = s.job->ref;
-      }
-      (void)old_live;
+      edit.Set(inode->committed, s.index,
+               s.job->hole ? std::nullopt : std::optional<ChunkRef>(s.job->ref));
     }
     if (floor != kNoFloor) {
+      // Dead past a truncate, unless just written again.
       for (auto it = inode->committed.lower_bound(floor); it != inode->committed.end(); ++it) {
-        if (written.count(it->first)) continue;
-        b->DeleteChunkRef(inode->ino, it->first);
-        deltas[it->second.id]--;
-        sizes[it->second.id] = it->second.stored_len;
-        map_changes[it->first] = std::nullopt;
+        if (!edit.changes.count(it->first)) edit.Set(inode->committed, it->first, std::nullopt);
       }
     }
     InodeAttr a = inode->attr;
@@ -1426,17 +1446,11 @@ Status FilesystemImpl::CommitInodeRef(const InodeRef& inode, bool sync, bool ful
     attr_gen = inode->attr_gen;
   }
   std::vector<std::pair<ChunkId, uint32_t>> dead;
-  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), deltas, &dead, sizes));
+  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), edit.deltas, &dead, edit.sizes));
   QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), sync));
   {
     std::lock_guard<std::mutex> l(inode->mu);
-    for (auto& [idx, ref] : map_changes) {
-      if (ref) {
-        inode->committed[idx] = *ref;
-      } else {
-        inode->committed.erase(idx);
-      }
-    }
+    edit.ApplyTo(&inode->committed);
     for (auto& s : snap) {
       auto it = inode->pending.find(s.index);
       if (it != inode->pending.end() && it->second.gen == s.gen && it->second.job == s.job) {
@@ -1646,9 +1660,7 @@ Status FilesystemImpl::ShareChunks(const InodeRef& src, uint64_t src_first, cons
     shareable[count] = false;
   }
   auto b = meta_->NewBatch();
-  std::map<ChunkId, int64_t> deltas;
-  std::map<ChunkId, uint32_t> sizes;
-  std::map<uint64_t, std::optional<ChunkRef>> map_changes;
+  ChunkMapEdit edit(b.get(), dst->ino);
   uint64_t new_end = 0;
   for (uint64_t k = 0; k < total; ++k) {
     if (!shareable[k]) {
@@ -1656,22 +1668,10 @@ Status FilesystemImpl::ShareChunks(const InodeRef& src, uint64_t src_first, cons
       continue;
     }
     uint64_t j = dst_first + k;
-    auto old = dst->committed.find(j);
-    if (old != dst->committed.end()) {
-      deltas[old->second.id]--;
-      sizes[old->second.id] = old->second.stored_len;
-    }
-    if (refs[k]) {
-      b->PutChunkRef(dst->ino, j, *refs[k]);
-      deltas[refs[k]->id]++;
-      sizes[refs[k]->id] = refs[k]->stored_len;
-    } else if (old != dst->committed.end()) {
-      b->DeleteChunkRef(dst->ino, j);
-    }
-    map_changes[j] = refs[k];
+    edit.Set(dst->committed, j, refs[k]);
     new_end = j * cb + (k < count ? cb : tail_len);
   }
-  if (map_changes.empty()) return Status::OK();
+  if (edit.changes.empty()) return Status::OK();
   InodeAttr a = dst->attr;
   if (a.dtype_source == DTypeSource::kDefault) {
     // The copy decides the dtype of a file nothing was written to yet.
@@ -1682,17 +1682,13 @@ Status FilesystemImpl::ShareChunks(const InodeRef& src, uint64_t src_first, cons
   a.mtime_ns = a.ctime_ns = NowNs();
   b->PutInode(a);
   std::vector<std::pair<ChunkId, uint32_t>> dead;
-  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), deltas, &dead, sizes));
+  QATQ_RETURN_IF_ERROR(ApplyRefDeltas(b.get(), edit.deltas, &dead, edit.sizes));
   QATQ_RETURN_IF_ERROR(meta_->Commit(b.get(), false));
-  for (auto& [j, ref] : map_changes) {
+  edit.ApplyTo(&dst->committed);
+  for (auto& [j, ref] : edit.changes) {
     // Uncommitted bytes there (written since our commit) are superseded.
     auto pit = dst->pending.find(j);
     if (pit != dst->pending.end()) DropPendingLocked(dst.get(), pit);
-    if (ref) {
-      dst->committed[j] = *ref;
-    } else {
-      dst->committed.erase(j);
-    }
   }
   dst->attr.dtype = a.dtype;
   dst->attr.dtype_source = a.dtype_source;
