@@ -1,6 +1,7 @@
 #include "fs/filesystem.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -1343,6 +1344,10 @@ void FilesystemImpl::RelieveDirtyPressure() {
     // file's own writers (their flush, fsync or close reports it).
     CommitInodeRef(in, false, false).IgnoreError();
   }
+  // The commits just freed many chunk buffers at once, scattered through
+  // the heap; glibc keeps such holes unless asked, and RSS would grow past
+  // the dirty limit with the churn (docs/RELIABILITY.md section 5).
+  malloc_trim(0);
 }
 
 Status FilesystemImpl::CommitInode(InodeId ino, bool sync, bool full_only) {
