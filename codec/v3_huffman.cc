@@ -19,26 +19,31 @@ constexpr int kSegments = 4;
 // flattening the histogram until the tree is shallow enough.
 std::array<uint8_t, 256> CodeLengths(const uint32_t hist[256]) {
   std::array<uint8_t, 256> len{};
-  std::vector<uint64_t> freq(hist, hist + 256);
+  uint64_t freq[256];
   int used = 0;
   int last = 0;
-  for (int s = 0; s < 256; ++s)
+  for (int s = 0; s < 256; ++s) {
+    freq[s] = hist[s];
     if (freq[s]) ++used, last = s;
+  }
   if (used == 0) return len;
   if (used == 1) {
     len[last] = 1;
     return len;
   }
+  // Runs per stream of every chunk: fixed arrays, no heap.
+  uint64_t key[256];
+  uint64_t w[512];
+  int parent[512];
+  int depth[512];
   for (;;) {
-    // Two-queue Huffman over symbols sorted by frequency.
-    std::vector<int> order;
+    // Two-queue Huffman over symbols sorted by (frequency, symbol); the
+    // frequency sits above the symbol in one key so a plain sort is stable.
+    int m = 0;
     for (int s = 0; s < 256; ++s)
-      if (freq[s]) order.push_back(s);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return freq[a] < freq[b]; });
-    const int m = static_cast<int>(order.size());
-    std::vector<uint64_t> w(2 * m);
-    std::vector<int> parent(2 * m, -1);
-    for (int i = 0; i < m; ++i) w[i] = freq[order[i]];
+      if (freq[s]) key[m++] = freq[s] << 8 | static_cast<uint64_t>(s);
+    std::sort(key, key + m);
+    for (int i = 0; i < m; ++i) w[i] = key[i] >> 8;
     int leaf = 0, inner = m, next = m;
     auto take = [&]() {
       if (leaf < m && (inner >= next || w[leaf] <= w[inner])) return leaf++;
@@ -50,14 +55,14 @@ std::array<uint8_t, 256> CodeLengths(const uint32_t hist[256]) {
       parent[a] = parent[b] = next;
       ++next;
     }
-    std::vector<int> depth(2 * m, 0);
+    depth[2 * m - 2] = 0;
     int maxd = 0;
     for (int i = 2 * m - 3; i >= 0; --i) {
       depth[i] = depth[parent[i]] + 1;
       if (i < m) maxd = std::max(maxd, depth[i]);
     }
     if (maxd <= kHuffmanMaxBits) {
-      for (int i = 0; i < m; ++i) len[order[i]] = static_cast<uint8_t>(depth[i]);
+      for (int i = 0; i < m; ++i) len[key[i] & 0xff] = static_cast<uint8_t>(depth[i]);
       return len;
     }
     for (auto& f : freq)
@@ -101,34 +106,67 @@ size_t TableBytes(const std::array<uint8_t, 256>& len) {
 
 inline void Store64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
-// entry[s] = code | length << 16.
-void EncodeSegment(const uint8_t* in, size_t n, const uint32_t entry[256], std::string* out) {
-  const size_t start = out->size();
-  // Worst case 11 bits per symbol, plus 8 bytes of slack for wide stores.
-  out->resize(start + (n * kHuffmanMaxBits + 7) / 8 + 8);
-  char* p = out->data() + start;
+// Bit writer of one segment: whole 64-bit stores, advancing by the bytes
+// completed. entry[s] = code | length << 16.
+struct BitWriter {
+  char* p;
   uint64_t buf = 0;
   int cnt = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t e = entry[in[i + j]];
+  // Five codes of at most 11 bits on top of at most 7 pending bits fit 64.
+  inline void Put5(const uint8_t* in, const uint32_t entry[256]) {
+    for (int j = 0; j < 5; ++j) {
+      const uint32_t e = entry[in[j]];
       buf |= uint64_t{e & 0xffff} << cnt;
-      cnt += e >> 16;
+      cnt += static_cast<int>(e >> 16);
     }
     Store64(p, buf);
     p += cnt >> 3;
     buf >>= cnt & ~7;
     cnt &= 7;
   }
-  for (; i < n; ++i) {
-    const uint32_t e = entry[in[i]];
+  inline void Put1(uint8_t sym, const uint32_t entry[256]) {
+    const uint32_t e = entry[sym];
     buf |= uint64_t{e & 0xffff} << cnt;
-    cnt += e >> 16;
+    cnt += static_cast<int>(e >> 16);
+    Store64(p, buf);
+    p += cnt >> 3;
+    buf >>= cnt & ~7;
+    cnt &= 7;
   }
-  Store64(p, buf);
-  p += (cnt + 7) >> 3;
-  out->resize(p - out->data());
+  // Writes the pending bits; returns the end of the segment.
+  char* Finish() {
+    Store64(p, buf);
+    return p + ((cnt + 7) >> 3);
+  }
+};
+
+// Codes the kSegments segments of in[0, n) into dst, segment k at
+// dst + k * cap, where cap bounds a segment's size plus 8 bytes of slack;
+// sets end[k]. The segments are coded in one loop: four independent
+// dependency chains instead of one.
+void EncodeSegments(const uint8_t* in, size_t n, const uint32_t entry[256], char* dst, size_t cap,
+                    char* end[kSegments]) {
+  BitWriter w[kSegments];
+  const uint8_t* src[kSegments];
+  size_t count[kSegments];
+  size_t offset = 0;
+  for (int k = 0; k < kSegments; ++k) {
+    w[k].p = dst + k * cap;
+    src[k] = in + offset;
+    count[k] = SegmentSymbols(n, k);
+    offset += count[k];
+  }
+  // Segment sizes never grow with k: the last is the shortest.
+  const size_t common = count[kSegments - 1];
+  size_t i = 0;
+  for (; i + 5 <= common; i += 5)
+    for (int k = 0; k < kSegments; ++k) w[k].Put5(src[k] + i, entry);
+  for (int k = 0; k < kSegments; ++k) {
+    size_t j = i;
+    for (; j + 5 <= count[k]; j += 5) w[k].Put5(src[k] + j, entry);
+    for (; j < count[k]; ++j) w[k].Put1(src[k][j], entry);
+    end[k] = w[k].Finish();
+  }
 }
 
 // Decoder state of one segment: a bit position into [base, base + size).
@@ -152,6 +190,55 @@ struct BitReader {
   // True while PeekFast reads in bounds for 4 symbols.
   bool FastOk() const { return (pos >> 3) + 8 + 6 <= size; }
 };
+
+// Fills multi[x] for every 11-bit window x: the codes wholly inside it,
+// up to three (see HuffmanDecode). Written level by level from the code
+// list rather than by decoding each window: every level stores at most
+// 2048 entries with no dependent loads, a few microseconds per stream.
+void BuildMultiTable(const std::array<uint8_t, 256>& len, const uint16_t codes[256], bool single,
+                     const uint16_t* table, uint32_t multi[kTableSize]) {
+  if (single) {
+    // One symbol: any bit decodes it (as the single-symbol table does).
+    int s = 0;
+    while (len[s] == 0) ++s;
+    const uint32_t e = s * 0x010101u | 3u << 24 | 3u << 28;
+    for (uint32_t x = 0; x < kTableSize; ++x) multi[x] = e;
+    return;
+  }
+  struct Code {
+    uint32_t code, len, sym;
+  };
+  // Codes by length (a counting sort), so the inner loops stop at the
+  // first code that no longer fits.
+  int start[kHuffmanMaxBits + 2] = {};
+  for (int s = 0; s < 256; ++s) ++start[len[s] + 1];
+  start[1] = 0;  // unused symbols (length 0) are left out
+  for (int l = 2; l <= kHuffmanMaxBits + 1; ++l) start[l] += start[l - 1];
+  Code list[256];
+  const int m = start[kHuffmanMaxBits + 1];
+  for (int s = 0; s < 256; ++s)
+    if (len[s]) list[start[len[s]]++] = {codes[s], len[s], static_cast<uint32_t>(s)};
+  auto fill = [multi](uint32_t prefix, uint32_t bits, uint32_t entry) {
+    for (uint32_t x = prefix; x < kTableSize; x += 1u << bits) multi[x] = entry;
+  };
+  // Level 1 is the single-symbol table, converted in one vectorised pass.
+  for (uint32_t x = 0; x < kTableSize; ++x)
+    multi[x] = (table[x] & 0xffu) | (uint32_t{table[x]} >> 8) << 24 | 1u << 28;
+  for (int a = 0; a < m; ++a) {
+    const Code& ca = list[a];
+    for (int b = 0; b < m && ca.len + list[b].len <= kHuffmanMaxBits; ++b) {
+      const Code& cb = list[b];
+      const uint32_t lab = ca.len + cb.len, cab = ca.code | cb.code << ca.len;
+      const uint32_t sab = ca.sym | cb.sym << 8;
+      fill(cab, lab, sab | lab << 24 | 2u << 28);
+      for (int c = 0; c < m && lab + list[c].len <= kHuffmanMaxBits; ++c) {
+        const Code& cc = list[c];
+        const uint32_t l = lab + cc.len;
+        fill(cab | cc.code << lab, l, sab | cc.sym << 16 | l << 24 | 3u << 28);
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -197,14 +284,21 @@ Status HuffmanEncode(std::string_view in, const uint32_t hist[256], std::string*
     (*out)[1 + s / 2] = static_cast<char>(lo | (hi << 4));
   }
   const size_t sizes_at = out->size();
+  // Worst case 11 bits per symbol, plus slack for the wide stores. The
+  // segments are coded into scratch that only grows (no zero fill per
+  // call) and appended end to end.
+  const size_t q = (in.size() + kSegments - 1) / kSegments;
+  const size_t cap = (q * kHuffmanMaxBits + 7) / 8 + 16;
+  thread_local std::string scratch;
+  if (scratch.size() < kSegments * cap) scratch.resize(kSegments * cap);
+  char* end[kSegments];
+  EncodeSegments(src, in.size(), entry, scratch.data(), cap, end);
   out->resize(sizes_at + 4 * (kSegments - 1));
-  size_t offset = 0;
   for (int k = 0; k < kSegments; ++k) {
-    const size_t m = SegmentSymbols(in.size(), k);
-    const size_t before = out->size();
-    EncodeSegment(src + offset, m, entry, out);
-    if (k < kSegments - 1) PutLE32(out->data() + sizes_at + 4 * k, static_cast<uint32_t>(out->size() - before));
-    offset += m;
+    const char* begin = scratch.data() + k * cap;
+    const size_t size = static_cast<size_t>(end[k] - begin);
+    if (k < kSegments - 1) PutLE32(out->data() + sizes_at + 4 * k, static_cast<uint32_t>(size));
+    out->append(begin, size);
   }
   return Status::OK();
 }
@@ -232,7 +326,7 @@ Status HuffmanDecode(std::string_view in, uint8_t* dst, size_t n) {
   if (kraft != kTableSize && !single) return Status::Corruption("huffman code is not complete");
   uint16_t codes[256] = {};
   CanonicalCodes(len, codes);
-  std::vector<uint16_t> table(kTableSize);
+  std::array<uint16_t, kTableSize> table{};
   for (int s = 0; s < 256; ++s) {
     const int l = len[s];
     if (!l) continue;
@@ -261,40 +355,67 @@ Status HuffmanDecode(std::string_view in, uint8_t* dst, size_t n) {
   }
   const uint16_t* t = table.data();
   constexpr uint64_t kMask = kTableSize - 1;
-  // Fast loop: 4 symbols from each segment per round (4 * 11 bits fit one
-  // peek of >= 57 bits).
-  while (left[0] >= 4 && left[1] >= 4 && left[2] >= 4 && left[3] >= 4 && r[0].FastOk() &&
-         r[1].FastOk() && r[2].FastOk() && r[3].FastOk()) {
+  // Multi-symbol table: an entry holds every whole code among its 11 bits,
+  // up to three (symbols in bits 0-23, bits used in 24-27, count in 28-29),
+  // so one lookup yields ~2.5 exponents of a bf16 stream instead of one.
+  uint32_t multi[kTableSize];
+  BuildMultiTable(len, codes, single, table.data(), multi);
+  // Fast loop: five lookups per segment and round (5 x 11 bits fit one
+  // peek of >= 57 bits), each storing four bytes of which `count` are
+  // symbols. A round writes at most 5 x 3 symbols plus one spare byte past
+  // them, so it runs only while 18 symbols are left in every segment, and
+  // never writes into the next segment.
+  constexpr size_t kRoundMargin = 18;
+  uint8_t* const end0 = out[0] + left[0];
+  uint8_t* const end1 = out[1] + left[1];
+  uint8_t* const end2 = out[2] + left[2];
+  uint8_t* const end3 = out[3] + left[3];
+  uint8_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
+  while (end0 - o0 >= static_cast<ptrdiff_t>(kRoundMargin) &&
+         end1 - o1 >= static_cast<ptrdiff_t>(kRoundMargin) &&
+         end2 - o2 >= static_cast<ptrdiff_t>(kRoundMargin) &&
+         end3 - o3 >= static_cast<ptrdiff_t>(kRoundMargin) && r[0].FastOk() && r[1].FastOk() &&
+         r[2].FastOk() && r[3].FastOk()) {
     // Four independent dependency chains, interleaved by hand so the
     // table lookups of different segments overlap.
     uint64_t v0 = r[0].PeekFast(), v1 = r[1].PeekFast(), v2 = r[2].PeekFast(),
              v3 = r[3].PeekFast();
     uint32_t u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-    for (int j = 0; j < 4; ++j) {
-      const uint16_t e0 = t[v0 & kMask], e1 = t[v1 & kMask], e2 = t[v2 & kMask],
-                     e3 = t[v3 & kMask];
-      out[0][j] = static_cast<uint8_t>(e0);
-      out[1][j] = static_cast<uint8_t>(e1);
-      out[2][j] = static_cast<uint8_t>(e2);
-      out[3][j] = static_cast<uint8_t>(e3);
-      v0 >>= e0 >> 8;
-      v1 >>= e1 >> 8;
-      v2 >>= e2 >> 8;
-      v3 >>= e3 >> 8;
-      u0 += e0 >> 8;
-      u1 += e1 >> 8;
-      u2 += e2 >> 8;
-      u3 += e3 >> 8;
+    for (int j = 0; j < 5; ++j) {
+      const uint32_t e0 = multi[v0 & kMask], e1 = multi[v1 & kMask], e2 = multi[v2 & kMask],
+                     e3 = multi[v3 & kMask];
+      std::memcpy(o0, &e0, 4);
+      std::memcpy(o1, &e1, 4);
+      std::memcpy(o2, &e2, 4);
+      std::memcpy(o3, &e3, 4);
+      o0 += e0 >> 28;
+      o1 += e1 >> 28;
+      o2 += e2 >> 28;
+      o3 += e3 >> 28;
+      const uint32_t b0 = (e0 >> 24) & 15, b1 = (e1 >> 24) & 15, b2 = (e2 >> 24) & 15,
+                     b3 = (e3 >> 24) & 15;
+      v0 >>= b0;
+      v1 >>= b1;
+      v2 >>= b2;
+      v3 >>= b3;
+      u0 += b0;
+      u1 += b1;
+      u2 += b2;
+      u3 += b3;
     }
     r[0].pos += u0;
     r[1].pos += u1;
     r[2].pos += u2;
     r[3].pos += u3;
-    for (int k = 0; k < kSegments; ++k) {
-      out[k] += 4;
-      left[k] -= 4;
-    }
   }
+  out[0] = o0;
+  out[1] = o1;
+  out[2] = o2;
+  out[3] = o3;
+  left[0] = static_cast<size_t>(end0 - o0);
+  left[1] = static_cast<size_t>(end1 - o1);
+  left[2] = static_cast<size_t>(end2 - o2);
+  left[3] = static_cast<size_t>(end3 - o3);
   for (int k = 0; k < kSegments; ++k) {
     while (left[k] > 0) {
       const uint16_t e = t[r[k].PeekSafe() & kMask];

@@ -517,6 +517,15 @@ Status ZstdEncode(std::string_view in, int level, std::string* out) {
   return Status::OK();
 }
 
+// Size of `part` compressed by LZ4 (<= 0 on failure): a cheap probe for
+// repeats.
+int Lz4Size(std::string_view part) {
+  thread_local std::string lz4;
+  lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
+  return LZ4_compress_default(part.data(), lz4.data(), static_cast<int>(part.size()),
+                              static_cast<int>(lz4.size()));
+}
+
 // Appends one coded stream (coder byte, length, payload). With `fallback`,
 // raw or constant replace the coder when they are no larger.
 Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallback,
@@ -598,11 +607,7 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       // not undercut the entropy coder: on the corpus the zstd probes that
       // won had LZ4 output of at most 0.995 of the input and 1.43 x the
       // entropy.
-      thread_local std::string lz4;
-      lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
-      const int lz4_size = LZ4_compress_default(part.data(), lz4.data(),
-                                                static_cast<int>(part.size()),
-                                                static_cast<int>(lz4.size()));
+      const int lz4_size = Lz4Size(part);
       *wins = false;
       if (lz4_size <= 0 || lz4_size >= 0.999 * static_cast<double>(part.size())) return Status::OK();
       uint32_t ph[256];
@@ -1326,6 +1331,14 @@ void FirstStream(DType dtype, std::string_view raw, size_t m, uint8_t* out) {
   }
 }
 
+// True if LZ4 finds repeats in the middle 16 KiB of the chunk as it is.
+bool RepeatsInNaturalOrder(std::string_view raw) {
+  constexpr size_t kProbe = 16384;
+  const std::string_view part = raw.substr((raw.size() - std::min(raw.size(), kProbe)) / 2, kProbe);
+  const int size = Lz4Size(part);
+  return size > 0 && size < 0.99 * static_cast<double>(part.size());
+}
+
 Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
                   bool allow_widened, uint8_t* strategy, std::string* body) {
   const size_t width = DTypeWidth(dtype);
@@ -1390,6 +1403,23 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     body->reserve(raw.size() + 64);
     QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, body));
     best_strategy = kStrategyFields;
+    if (plan.transposed && options.effort >= 4 && RepeatsInNaturalOrder(raw)) {
+      // The column layout cuts repeats of the natural order (KV caches
+      // whose sequences share prefixes) into pieces too short for LZ to
+      // match: measured on the corpus KV caches, the natural layout with
+      // LZ on its streams is then often smaller than order-1 coding.
+      // Both are coded and the smaller kept.
+      FieldsPlan natural = plan;
+      natural.stride = c.stride;
+      natural.transposed = false;
+      natural.streams[0].try_order1 = false;
+      Split(dtype, raw, natural.transform, Layout{n, natural.stride, n / natural.stride, false},
+            &streams);
+      thread_local std::string alt;
+      alt.clear();
+      QATQ_RETURN_IF_ERROR(AssembleFields(natural, streams, &alt));
+      if (alt.size() < body->size()) body->swap(alt);
+    }
   }
   // LZ for repetitive chunks: a cheap probe decides whether a full zstd
   // pass can beat the entropy coder.

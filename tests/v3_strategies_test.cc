@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -380,6 +383,46 @@ TEST(V3Huffman, RoundTripsSkewedUniformAndTinyInputs) {
                                    back.size());
       EXPECT_FALSE(s.ok()) << n;
     }
+  }
+}
+
+// The decoder takes up to three codes per table lookup and stores four
+// bytes at a time while enough symbols are left in every segment; every
+// length around that margin, short (1-2 bit) and long (11-bit) codes, and
+// one-symbol streams must decode exactly, without a write past dst[n).
+TEST(V3Huffman, MultiSymbolDecodeIsExactAtEveryLength) {
+  std::mt19937 rng(7);
+  for (int alphabet : {1, 2, 3, 40, 256}) {
+    for (size_t n = 1; n <= 400; n += (n < 120 ? 1 : 37)) {
+      std::string in(n, '\0');
+      // Geometric-ish symbols: a few 1-2 bit codes and a long tail.
+      for (auto& c : in) {
+        const int r = std::countr_zero(rng() | (1u << 20));
+        c = static_cast<char>(std::min(r * 17 + static_cast<int>(rng() % 3), 255) % alphabet);
+      }
+      std::string enc;
+      ASSERT_OK(v3::HuffmanEncode(in, &enc));
+      std::string back(n + 8, '\x5a');
+      ASSERT_OK(v3::HuffmanDecode(enc, reinterpret_cast<uint8_t*>(back.data()), n));
+      EXPECT_EQ(back.substr(0, n), in) << "alphabet " << alphabet << " n " << n;
+      EXPECT_EQ(back.substr(n), std::string(8, '\x5a')) << "wrote past the end, n " << n;
+    }
+  }
+}
+
+// Segments far longer than their symbol counts (a hostile stream): the
+// decoder must stop at n symbols per segment, reject the stream, and never
+// write past dst[n).
+TEST(V3Huffman, OverlongSegmentsAreRejectedWithoutWritingPastTheEnd) {
+  std::string enc;
+  enc.push_back('\0');    // one code length stored
+  enc.push_back('\x01');  // symbol 0, length 1
+  for (int k = 0; k < 3; ++k) enc.append("\x14\0\0\0", 4);  // 20 bytes each
+  enc.append(80, '\0');  // 160 one-bit codes per segment
+  for (size_t n : {4, 40, 72}) {
+    std::string back(n + 64, '\x5a');
+    EXPECT_FALSE(v3::HuffmanDecode(enc, reinterpret_cast<uint8_t*>(back.data()), n).ok()) << n;
+    EXPECT_EQ(back.substr(n), std::string(64, '\x5a')) << "wrote past the end, n " << n;
   }
 }
 
