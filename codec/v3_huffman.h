@@ -3,9 +3,9 @@
 // four segments coded as independent bit streams so the decoder can work on
 // them in parallel. Layout: docs/FORMAT-v3.md, "Huffman streams".
 //
-// Measured against htscodecs rANS (docs/FORMAT-v3.md, section 4): 32-way
-// rANS decodes faster and codes 0.1-0.5% smaller, so the encoder no longer
-// chooses this coder; it remains a valid stream coder of the format.
+// Measured against htscodecs rANS (docs/FORMAT-v3.md, section 4): faster
+// both ways, but ~1% larger on exponent streams, so the encoder does not
+// choose this coder; it remains a valid stream coder of the format.
 //
 // Thread-safety: pure functions.
 #ifndef QATQ_CODEC_V3_HUFFMAN_H_
