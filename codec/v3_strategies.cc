@@ -518,12 +518,16 @@ Status ZstdEncode(std::string_view in, int level, std::string* out) {
 }
 
 // Size of `part` compressed by LZ4 (<= 0 on failure): a cheap probe for
-// repeats.
+// repeats. Acceleration 16 skips ahead faster where nothing matches (most
+// of a tensor's bytes) and still finds the long repeats the probes look
+// for: on the corpus it changed two files' v3 size by under 0.002% and
+// made encoding 5-20% faster.
 int Lz4Size(std::string_view part) {
+  constexpr int kAcceleration = 16;
   thread_local std::string lz4;
   lz4.resize(LZ4_compressBound(static_cast<int>(part.size())));
-  return LZ4_compress_default(part.data(), lz4.data(), static_cast<int>(part.size()),
-                              static_cast<int>(lz4.size()));
+  return LZ4_compress_fast(part.data(), lz4.data(), static_cast<int>(part.size()),
+                           static_cast<int>(lz4.size()), kAcceleration);
 }
 
 // Appends one coded stream (coder byte, length, payload). With `fallback`,
