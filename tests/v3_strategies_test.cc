@@ -281,6 +281,33 @@ TEST(V3Strategies, EveryEffortRoundTrips) {
   }
 }
 
+// Efforts 0-2 trade ~1% of the exponent stream for speed: its coder is
+// Huffman there and rANS from effort 3 on (docs/FORMAT-v3.md, section 4).
+TEST(V3Strategies, FastEffortsCodeExponentsWithHuffman) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::string raw(2 * 65536, '\0');
+  for (size_t i = 0; i < 65536; ++i) {
+    const float f = normal(rng);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    const uint16_t h = static_cast<uint16_t>(u >> 16);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  for (int effort : {0, 1, 2, 3, 5}) {
+    ChunkEncodeOptions opt;
+    opt.effort = effort;
+    uint8_t strategy = 0;
+    std::string body;
+    ASSERT_OK(v3::EncodeBody(DType::kBF16, raw, opt, &strategy, &body));
+    ASSERT_EQ(strategy, v3::kStrategyFields) << effort;
+    ASSERT_GT(body.size(), 9u);
+    const auto exponent_coder = static_cast<StreamCoder>(body[9]);  // after the fields header
+    EXPECT_EQ(exponent_coder, effort <= 2 ? StreamCoder::kHuffman : StreamCoder::kRans) << effort;
+    RoundTripRecord(DType::kBF16, raw, opt);
+  }
+}
+
 TEST(V3Strategies, TextBytesUseLz) {
   std::string text;
   for (int i = 0; i < 2000; ++i) text += "{\"name\": \"layer" + std::to_string(i % 37) + "\"}, ";
