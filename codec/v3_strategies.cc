@@ -635,6 +635,14 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
     if (!wins && s.size() >= 2 * kProbe)
       QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
+    if (!wins && s.size() >= 2 * kProbe && coder == StreamCoder::kRaw) {
+      // A stream no order-0 coder shrinks (mantissas) whose repeats lie
+      // farther apart than the probes see (KV caches: a sequence repeated
+      // later in the chunk): LZ4 over all of it is cheap at acceleration
+      // 16, and any 2% it saves can only be repeats.
+      const int lz4_size = Lz4Size(s);
+      wins = lz4_size > 0 && lz4_size < 0.98 * static_cast<double>(s.size());
+    }
     if (wins) {
       QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z));
       have_z = true;
@@ -691,7 +699,9 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     }
   }
   if (have_z) {
-    const size_t current = coder == StreamCoder::kRaw ? s.size() : payload.size();
+    // Over raw, zstd must save 1%: raw streams decode for free.
+    const double current = coder == StreamCoder::kRaw ? 0.99 * static_cast<double>(s.size())
+                                                      : static_cast<double>(payload.size());
     if (z.size() < current) {
       coder = StreamCoder::kZstd;
       payload.swap(z);
