@@ -1353,12 +1353,17 @@ void FirstStream(DType dtype, std::string_view raw, size_t m, uint8_t* out) {
   }
 }
 
-// True if LZ4 finds repeats in the middle 16 KiB of the chunk as it is.
+// True if LZ4 shrinks the middle 16 KiB of the chunk as it is below 0.87:
+// repeats enough to outweigh order 1. On the corpus the natural layout won
+// every chunk probed at <= 0.83 (KV caches) and lost every one at >= 0.889
+// (CNN weights, whose low-entropy exponent bytes give LZ4 short matches);
+// a synthetic tensor's norm rows probed at 0.97-0.98 and lost too, each try
+// costing a second encode of the chunk.
 bool RepeatsInNaturalOrder(std::string_view raw) {
   constexpr size_t kProbe = 16384;
   const std::string_view part = raw.substr((raw.size() - std::min(raw.size(), kProbe)) / 2, kProbe);
   const int size = Lz4Size(part);
-  return size > 0 && size < 0.99 * static_cast<double>(part.size());
+  return size > 0 && size < 0.87 * static_cast<double>(part.size());
 }
 
 Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
