@@ -1399,7 +1399,11 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     StreamChoice automatic;
     automatic.automatic = true;
     automatic.lz_probe = options.effort >= 4;
-    automatic.zstd_level = options.effort >= 7 ? 9 : 3;
+    // Level 5 is zstd's first lazy matcher: on KV caches it finds the long
+    // repeats that level 3's greedy parse misses (a kv.f16 chunk: 97.1 KB
+    // against 109.3 KB; level 9 gets 97.0 KB) at 20-35% of encode time on
+    // files whose streams go to LZ, and none elsewhere.
+    automatic.zstd_level = options.effort >= 7 ? 9 : 5;
     if (options.effort <= kFastestEffortWithHuffman) {
       // Fast efforts: Huffman, and mantissa-like streams (a few percent
       // of gain, but one symbol per table lookup) stay raw.
