@@ -1399,6 +1399,9 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     StreamChoice automatic;
     automatic.automatic = true;
     automatic.lz_probe = options.effort >= 4;
+    // Effort 7 and up try LZ on every stream instead of probing (as the v2
+    // encoder does on every plane): the probes miss moderate LZ gains.
+    automatic.lz_force = options.effort >= 7;
     // Level 5 is zstd's first lazy matcher: on KV caches it finds the long
     // repeats that level 3's greedy parse misses (a kv.f16 chunk: 97.1 KB
     // against 109.3 KB; level 9 gets 97.0 KB) at 20-35% of encode time on
@@ -1440,18 +1443,22 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     body->reserve(raw.size() + 64);
     QATQ_RETURN_IF_ERROR(AssembleFields(plan, streams, body));
     best_strategy = kStrategyFields;
-    if (plan.transposed && options.effort >= 4 && RepeatsInNaturalOrder(raw)) {
-      // The column layout cuts repeats of the natural order (KV caches
-      // whose sequences share prefixes) into pieces too short for LZ to
-      // match: measured on the corpus KV caches, the natural layout with
-      // LZ on its streams is then often smaller than order-1 coding.
-      // Both are coded and the smaller kept.
+    // The column layout cuts repeats of the natural order (KV caches whose
+    // sequences share prefixes) into pieces too short for LZ to match, and
+    // a transform chosen by order-0 estimates can hide repeats as well: the
+    // plain plan (natural layout, no transform, no order 1) with LZ on its
+    // streams may be the smaller. It is also coded, and the smaller kept,
+    // where LZ4 finds repeats in a column-layout chunk, and at effort >= 7
+    // whenever the plan is not already plain.
+    const bool plain = !plan.transposed && plan.transform == Transform::kNone;
+    if (!plain && (options.effort >= 7 || (options.effort >= 4 && plan.transposed &&
+                                            RepeatsInNaturalOrder(raw)))) {
       FieldsPlan natural = plan;
-      natural.stride = c.stride;
+      natural.transform = Transform::kNone;
+      natural.stride = 1;
       natural.transposed = false;
       natural.streams[0].try_order1 = false;
-      Split(dtype, raw, natural.transform, Layout{n, natural.stride, n / natural.stride, false},
-            &streams);
+      Split(dtype, raw, Transform::kNone, Layout{n, 1, n, false}, &streams);
       thread_local std::string alt;
       alt.clear();
       QATQ_RETURN_IF_ERROR(AssembleFields(natural, streams, &alt));

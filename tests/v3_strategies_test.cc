@@ -359,6 +359,39 @@ TEST(V3Strategies, RepeatsFarApartInAnIncompressibleStreamAreFound) {
   RoundTripRecord(DType::kBF16, raw);
 }
 
+// Only the exponents repeat, half a chunk apart (the mantissas differ):
+// beyond every probe window of effort 5, so only effort 7, which tries LZ
+// on every stream, finds it.
+TEST(V3Strategies, Effort7FindsRepeatsTheProbesMiss) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<uint16_t> first(32768);
+  for (auto& h : first) {
+    const float f = normal(rng);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    h = static_cast<uint16_t>(u >> 16);
+  }
+  std::string raw(131072, '\0');
+  for (size_t i = 0; i < 65536; ++i) {
+    uint16_t h = first[i % 32768];
+    if (i >= 32768) h = static_cast<uint16_t>((h & 0xff80) | (rng() & 0x7f));  // new mantissa
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  size_t size[10] = {};
+  for (int effort : {5, 7}) {
+    ChunkEncodeOptions opt;
+    opt.effort = effort;
+    uint8_t strategy = 0;
+    std::string body;
+    ASSERT_OK(v3::EncodeBody(DType::kBF16, raw, opt, &strategy, &body));
+    size[effort] = body.size();
+    RoundTripRecord(DType::kBF16, raw, opt);
+  }
+  // The exponent stream is ~1/3 of the effort-5 body; LZ halves it.
+  EXPECT_LT(size[7], size[5] * 92 / 100) << size[5] << " vs " << size[7];
+}
+
 TEST(V3Strategies, UnknownStrategyIsNotSupported) {
   char dst[4];
   Status s = v3::DecodeBody(200, DType::kF32, std::string_view("abcd", 4), dst, 4);
