@@ -462,7 +462,6 @@ struct StreamChoice {
   double min_gain = 0.005;
 };
 
-constexpr bool kPreferRans = true;
 constexpr int kFastestEffortWithHuffman = 2;
 
 int RansOrderFor(size_t n) { return n >= 16384 ? RANS_ORDER_X32 : 0; }
@@ -595,8 +594,9 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     const double huff = static_cast<double>(HuffmanEstimate(hist));
     const double rans = EntropyBits(hist, s.size()) / 8 + used * 1.5 + 64 +
                         (s.size() >= 16384 ? 128 : 16);
-    coder = choice.prefer_huffman || (!kPreferRans && rans >= huff * 0.985) ? StreamCoder::kHuffman
-                                                                             : StreamCoder::kRans;
+    // rANS unless the effort asks for speed: Huffman codes exponent streams
+    // ~1% larger (docs/FORMAT-v3.md, section 4).
+    coder = choice.prefer_huffman ? StreamCoder::kHuffman : StreamCoder::kRans;
     rans_order = RansOrderFor(s.size());
     const double best = std::min(huff, rans);
     if (used == 1) {
