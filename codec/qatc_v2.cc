@@ -9,7 +9,7 @@
 #include "codec/endian.h"
 #include "codec/fnv.h"
 #include "codec/v2_estimate.h"
-#include "codec/v2_parallel.h"
+#include "codec/ordered_parallel.h"
 
 namespace qatq {
 namespace {

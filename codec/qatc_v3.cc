@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include "codec/endian.h"
+#include "codec/ordered_parallel.h"
 #include "codec/v3_strategies.h"
 #include "codec/xxh3_fast.h"
 
@@ -27,12 +26,6 @@ constexpr char kTrailerMagic[8] = {'Q', 'A', 'T', 'C', '3', 'E', 'N', 'D'};
 // Offset of the file checksum inside the trailer; it covers every byte of
 // the file before it.
 constexpr size_t kTrailerChecksumOffset = 24;
-
-int ResolveThreads(int threads) {
-  if (threads > 0) return threads;
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
 
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller's
 // included). fn must be thread-safe across distinct i.
@@ -52,71 +45,6 @@ void ParallelFor(size_t n, int threads, Fn&& fn) {
   for (size_t t = 1; t < workers; ++t) pool.emplace_back(run);
   run();
   for (auto& th : pool) th.join();
-}
-
-// Runs produce(k) for k in [0, n) on `threads` worker threads and
-// consume(k) on the calling thread in order of k, with at most `window`
-// items produced but not yet consumed: produce(k) owns slot k % window until
-// consume(k) returns. Workers start once, unlike a parallel loop per window
-// of chunks, and never wait for the slowest chunk of a window. Returns the
-// first error of consume; produce reports errors through its slot.
-template <typename Produce, typename Consume>
-Status OrderedPipeline(size_t n, int threads, size_t window, Produce&& produce,
-                       Consume&& consume) {
-  if (threads <= 1 || n <= 1) {
-    for (size_t k = 0; k < n; ++k) {
-      produce(k);
-      QATQ_RETURN_IF_ERROR(consume(k));
-    }
-    return Status::OK();
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t next = 0, consumed = 0;  // guarded by mu
-  bool stop = false;              // guarded by mu
-  std::vector<char> ready(window, 0);  // guarded by mu
-  auto worker = [&] {
-    for (;;) {
-      size_t k;
-      {
-        std::unique_lock<std::mutex> l(mu);
-        cv.wait(l, [&] { return stop || next >= n || next < consumed + window; });
-        if (stop || next >= n) return;
-        k = next++;
-      }
-      produce(k);
-      {
-        std::lock_guard<std::mutex> l(mu);
-        ready[k % window] = 1;
-      }
-      cv.notify_all();
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(threads));
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-  Status status;
-  for (size_t k = 0; k < n && status.ok(); ++k) {
-    {
-      std::unique_lock<std::mutex> l(mu);
-      cv.wait(l, [&] { return ready[k % window] != 0; });
-    }
-    status = consume(k);
-    {
-      std::lock_guard<std::mutex> l(mu);
-      ready[k % window] = 0;
-      consumed = k + 1;
-      if (!status.ok()) stop = true;
-    }
-    cv.notify_all();
-  }
-  {
-    std::lock_guard<std::mutex> l(mu);
-    stop = true;
-  }
-  cv.notify_all();
-  for (auto& th : pool) th.join();
-  return status;
 }
 
 std::string EncodeFileHeader(DType dtype, uint32_t chunk_elements) {
@@ -222,24 +150,18 @@ Status EncodeQatcV3(DType dtype, std::string_view raw, const QatcV3Options& opti
 
   // Chunks are encoded in parallel and emitted in order: memory stays
   // O(threads * chunk) and output is streamed.
-  const size_t window = std::max<size_t>(1, static_cast<size_t>(threads) * 3);
-  std::vector<std::string> records(window);
-  std::vector<Status> statuses(window);
-  QATQ_RETURN_IF_ERROR(OrderedPipeline(
-      nchunks, threads, window,
-      [&](size_t k) {
+  QATQ_RETURN_IF_ERROR(OrderedParallel(
+      nchunks, threads, static_cast<size_t>(threads) * 3,
+      [&](size_t k, std::string* record) {
         const size_t off = k * chunk_bytes;
         const size_t len = std::min(chunk_bytes, raw.size() - off);
-        statuses[k % window] =
-            EncodeChunkRecord(dtype, raw.substr(off, len), options.chunk, &records[k % window]);
+        return EncodeChunkRecord(dtype, raw.substr(off, len), options.chunk, record);
       },
-      [&](size_t k) {
-        const std::string& record = records[k % window];
-        QATQ_RETURN_IF_ERROR(statuses[k % window]);
+      [&](size_t, std::string* record) {
         ChunkRecordInfo info;
-        QATQ_RETURN_IF_ERROR(ParseChunkRecordHeader(record, &info));
+        QATQ_RETURN_IF_ERROR(ParseChunkRecordHeader(*record, &info));
         refs.push_back(RefFor(info, w.offset()));
-        return w.Write(record);
+        return w.Write(*record);
       }));
   return WriteIndexAndTrailer(refs, raw.size() / width, &w);
 }
@@ -347,19 +269,10 @@ Status DecodeQatcV3(std::string_view file, const ByteSink& sink, int threads) {
   QatcV3Index index;
   QATQ_RETURN_IF_ERROR(ReadQatcV3Index(file, &index));
   threads = ResolveThreads(threads);
-  const size_t n = index.chunks.size();
-  const size_t window = std::max<size_t>(1, static_cast<size_t>(threads) * 3);
-  std::vector<std::string> raws(window);
-  std::vector<Status> statuses(window);
-  return OrderedPipeline(
-      n, threads, window,
-      [&](size_t k) {
-        statuses[k % window] = DecodeQatcV3Chunk(file, index, k, &raws[k % window]);
-      },
-      [&](size_t k) {
-        QATQ_RETURN_IF_ERROR(statuses[k % window]);
-        return sink(raws[k % window]);
-      });
+  return OrderedParallel(
+      index.chunks.size(), threads, static_cast<size_t>(threads) * 3,
+      [&](size_t k, std::string* raw) { return DecodeQatcV3Chunk(file, index, k, raw); },
+      [&](size_t, std::string* raw) { return sink(*raw); });
 }
 
 Status DecodeQatcV3Into(std::string_view file, char* dst, size_t dst_size, int threads) {

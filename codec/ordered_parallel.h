@@ -4,8 +4,8 @@
 //
 // Thread-safety: `produce` runs concurrently on several threads for
 // distinct k; `consume` runs on the calling thread only.
-#ifndef QATQ_CODEC_V2_PARALLEL_H_
-#define QATQ_CODEC_V2_PARALLEL_H_
+#ifndef QATQ_CODEC_ORDERED_PARALLEL_H_
+#define QATQ_CODEC_ORDERED_PARALLEL_H_
 
 #include <cstddef>
 #include <functional>
@@ -29,4 +29,4 @@ Status OrderedParallel(size_t count, int threads, size_t window,
 
 }  // namespace qatq
 
-#endif  // QATQ_CODEC_V2_PARALLEL_H_
+#endif  // QATQ_CODEC_ORDERED_PARALLEL_H_

@@ -1,4 +1,4 @@
-#include "codec/v2_parallel.h"
+#include "codec/ordered_parallel.h"
 
 #include <condition_variable>
 #include <mutex>
