@@ -80,6 +80,22 @@ std::string RowData(DType dtype, size_t rows, size_t cols, uint64_t seed) {
   return raw;
 }
 
+// n bf16 values (little-endian bytes) of N(0, sigma), truncated from f32:
+// weight-like exponent and mantissa statistics.
+std::string NormalBf16(size_t n, float sigma, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, sigma);
+  std::string raw(2 * n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    const float f = normal(rng);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    const uint16_t h = static_cast<uint16_t>(u >> 16);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  return raw;
+}
+
 const DType kAllDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kBytes};
 
 TEST(V3Strategies, EveryForcedPlanRoundTripsEveryDtype) {
@@ -284,16 +300,7 @@ TEST(V3Strategies, EveryEffortRoundTrips) {
 // Efforts 0-2 trade ~1% of the exponent stream for speed: its coder is
 // Huffman there and rANS from effort 3 on (docs/FORMAT-v3.md, section 4).
 TEST(V3Strategies, FastEffortsCodeExponentsWithHuffman) {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  std::string raw(2 * 65536, '\0');
-  for (size_t i = 0; i < 65536; ++i) {
-    const float f = normal(rng);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    const uint16_t h = static_cast<uint16_t>(u >> 16);
-    std::memcpy(raw.data() + 2 * i, &h, 2);
-  }
+  const std::string raw = NormalBf16(65536, 0.02f, 3);
   for (int effort : {0, 1, 2, 3, 5}) {
     ChunkEncodeOptions opt;
     opt.effort = effort;
@@ -339,16 +346,7 @@ TEST(V3Strategies, RepeatedBlocksNeverLoseToWholeChunkZstd) {
 // every probe window, but the mantissa stream (incompressible alone) still
 // gets LZ over all of it.
 TEST(V3Strategies, RepeatsFarApartInAnIncompressibleStreamAreFound) {
-  std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::string half(65536, '\0');  // 32768 bf16 values
-  for (size_t i = 0; i < 32768; ++i) {
-    const float f = normal(rng);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    const uint16_t h = static_cast<uint16_t>(u >> 16);
-    std::memcpy(half.data() + 2 * i, &h, 2);
-  }
+  const std::string half = NormalBf16(32768, 1.0f, 11);
   const std::string raw = half + half;
   uint8_t strategy = 0;
   std::string body;
@@ -363,19 +361,13 @@ TEST(V3Strategies, RepeatsFarApartInAnIncompressibleStreamAreFound) {
 // beyond every probe window of effort 5, so only effort 7, which tries LZ
 // on every stream, finds it.
 TEST(V3Strategies, Effort7FindsRepeatsTheProbesMiss) {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<uint16_t> first(32768);
-  for (auto& h : first) {
-    const float f = normal(rng);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    h = static_cast<uint16_t>(u >> 16);
-  }
-  std::string raw(131072, '\0');
-  for (size_t i = 0; i < 65536; ++i) {
-    uint16_t h = first[i % 32768];
-    if (i >= 32768) h = static_cast<uint16_t>((h & 0xff80) | (rng() & 0x7f));  // new mantissa
+  const std::string first = NormalBf16(32768, 1.0f, 5);
+  std::string raw = first + first;
+  std::mt19937 rng(6);
+  for (size_t i = 32768; i < 65536; ++i) {  // new mantissas in the second half
+    uint16_t h;
+    std::memcpy(&h, raw.data() + 2 * i, 2);
+    h = static_cast<uint16_t>((h & 0xff80) | (rng() & 0x7f));
     std::memcpy(raw.data() + 2 * i, &h, 2);
   }
   size_t size[10] = {};
