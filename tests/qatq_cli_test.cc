@@ -181,6 +181,26 @@ TEST_F(QatqCli, ConvertsBetweenV2AndV3Losslessly) {
   EXPECT_EQ(test::ReadFileOrDie(P("t2.v2")), test::ReadFileOrDie(P("t.v2")));
 }
 
+// A random 32 KiB block repeated: only the LZ passes (effort >= 4) see it.
+TEST_F(QatqCli, EffortChoosesTheEncoderAndConvertHonoursIt) {
+  const std::string block = test::RandomBytes(32768, 21);
+  std::string raw;
+  for (int i = 0; i < 16; ++i) raw += block;
+  test::WriteFileOrDie(P("t.bf16le"), raw);
+  std::string err;
+  ASSERT_EQ(Qatq("encode-chunked --effort 0 " + Q("t.bf16le") + " " + Q("e0"), &err), 0) << err;
+  ASSERT_EQ(Qatq("encode-chunked " + Q("t.bf16le") + " " + Q("e5"), &err), 0) << err;
+  ASSERT_EQ(Qatq("convert --format v3 --effort 0 " + Q("e5") + " " + Q("c0"), &err), 0) << err;
+  for (const char* f : {"e0", "e5", "c0"}) {
+    ASSERT_EQ(Qatq("decode " + Q(f) + " " + Q("back"), &err), 0) << err;
+    EXPECT_TRUE(test::ReadFileOrDie(P("back")) == raw) << f;
+  }
+  const auto e0 = fs::file_size(P("e0")), e5 = fs::file_size(P("e5"));
+  EXPECT_GT(e0, raw.size() * 9 / 10);
+  EXPECT_LT(e5, raw.size() * 3 / 10);  // each 128 KiB chunk holds the block 4 times
+  EXPECT_EQ(test::ReadFileOrDie(P("c0")), test::ReadFileOrDie(P("e0")));
+}
+
 TEST_F(QatqCli, StdinAndStdout) {
   const std::string raw = test::RandomBytes(3000 * 2, 4);
   test::WriteFileOrDie(P("t.raw"), raw);
@@ -203,7 +223,10 @@ TEST_F(QatqCli, UsageErrorsExitTwo) {
         "encode-chunked --format v4 " + in + " " + out,
         "encode-chunked --max-values-per-chunk 0 " + in + " " + out,
         "encode-chunked --threads x " + in + " " + out, "convert " + in + " " + out,
-        "decode " + in, std::string("inspect"), "encode --stride-elements " + in + " " + out}) {
+        "decode " + in, std::string("inspect"), "encode --stride-elements " + in + " " + out,
+        "encode-chunked --effort 10 " + in + " " + out,
+        "encode-chunked --format v2 --effort 0 " + in + " " + out,
+        "convert --format v2 --effort 0 " + in + " " + out}) {
     std::string err;
     EXPECT_EQ(Qatq(args, &err), 2) << args << ": " << err;
     EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 12) << args;

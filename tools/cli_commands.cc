@@ -54,10 +54,11 @@ constexpr const char* kEncodeUsage =
 constexpr const char* kEncodeChunkedUsage =
     "usage: qatq encode-chunked [--mode qatq-exact] [--dtype f32|f16|bf16|bytes]\n"
     "                           [--max-values-per-chunk N] [--format v3|v2] [--threads N]\n"
-    "                           [--stride-elements N] [--quiet] IN OUT\n"
+    "                           [--stride-elements N] [--effort N] [--quiet] IN OUT\n"
     "Encodes IN as a chunked container: N elements per chunk (default 65536), format\n"
     "v3 (default) or v2, on N threads (default 0 = all cores). The dtype defaults from\n"
-    "IN's suffix; 'bytes' is for v3 only.\n";
+    "IN's suffix; 'bytes' is for v3 only. --effort 0..9 (v3; default 5): 0 is the\n"
+    "fastest, 9 the smallest.\n";
 
 constexpr const char* kDecodeUsage =
     "usage: qatq decode [--threads N] [--quiet] IN OUT\n"
@@ -66,10 +67,10 @@ constexpr const char* kDecodeUsage =
 
 constexpr const char* kConvertUsage =
     "usage: qatq convert --format v2|v3 [--max-values-per-chunk N] [--threads N]\n"
-    "                    [--quiet] IN OUT\n"
+    "                    [--effort N] [--quiet] IN OUT\n"
     "Re-encodes a payload or container as QATC v2 or v3, and verifies the result\n"
     "decodes to the same bytes before it is committed. The chunk size defaults to the\n"
-    "input's (else 65536).\n";
+    "input's (else 65536); --effort 0..9 (v3 output; default 5).\n";
 
 constexpr const char* kInspectUsage =
     "usage: qatq inspect [--json] FILE\n"
@@ -160,6 +161,18 @@ int ParseNumber(const Cmd& cmd, const ParsedArgs& pa, const std::string& name, u
   Status s = cli::ParseUint(name, pa.Get(name), lo, hi, out);
   if (!s.ok()) return UsageError(cmd, s.message());
   return -1;
+}
+
+// --effort steers only the v3 encoder: asking for it with v2 output is an
+// error rather than a silently ignored option.
+int ParseEffort(const Cmd& cmd, const ParsedArgs& pa, const std::string& format, int* effort) {
+  if (format != "v3" && pa.Has("--effort")) {
+    return UsageError(cmd, "--effort applies to --format v3 only");
+  }
+  uint64_t v;
+  int rc = ParseNumber(cmd, pa, "--effort", 0, 9, ChunkEncodeOptions().effort, &v);
+  *effort = static_cast<int>(v);
+  return rc;
 }
 
 Status CheckWidth(DType dtype, std::string_view data) {
@@ -337,11 +350,13 @@ int RunEncodeChunked(const std::vector<std::string>& args) {
   ParsedArgs pa;
   int rc = Parse(cmd, args,
                  {"--mode", "--dtype", "--max-values-per-chunk", "--format", "--threads",
-                  "--stride-elements"},
+                  "--stride-elements", "--effort"},
                  {"--quiet"}, 2, &pa);
   if (rc >= 0) return rc;
   const std::string format = pa.Get("--format", "v3");
   if (format != "v2" && format != "v3") return UsageError(cmd, "--format must be v2 or v3");
+  int effort;
+  if ((rc = ParseEffort(cmd, pa, format, &effort)) >= 0) return rc;
   DType dtype;
   if ((rc = ResolveDType(cmd, pa, format == "v3", &dtype)) >= 0) return rc;
   uint64_t chunk, threads, stride;
@@ -374,6 +389,7 @@ int RunEncodeChunked(const std::vector<std::string>& args) {
     opt.chunk_elements = static_cast<uint32_t>(chunk);
     opt.threads = static_cast<int>(threads);
     opt.chunk.stride_hint = static_cast<uint32_t>(stride);
+    opt.chunk.effort = effort;
     uint64_t done = 0;
     s = EncodeQatcV3(dtype, input.data(), opt, [&](std::string_view b) {
       progress.Update(done += RecordRawBytes(b));
@@ -425,12 +441,14 @@ int RunDecode(const std::vector<std::string>& args) {
 int RunConvert(const std::vector<std::string>& args) {
   const Cmd cmd{"convert", kConvertUsage};
   ParsedArgs pa;
-  int rc = Parse(cmd, args, {"--format", "--max-values-per-chunk", "--threads"}, {"--quiet"}, 2,
-                 &pa);
+  int rc = Parse(cmd, args, {"--format", "--max-values-per-chunk", "--threads", "--effort"},
+                 {"--quiet"}, 2, &pa);
   if (rc >= 0) return rc;
   if (!pa.Has("--format")) return UsageError(cmd, "--format v2|v3 is required");
   const std::string format = pa.Get("--format");
   if (format != "v2" && format != "v3") return UsageError(cmd, "--format must be v2 or v3");
+  int effort;
+  if ((rc = ParseEffort(cmd, pa, format, &effort)) >= 0) return rc;
   uint64_t chunk_opt, threads;
   if ((rc = ParseNumber(cmd, pa, "--max-values-per-chunk", 1, kMaxPayloadElements, 0,
                         &chunk_opt)) >= 0) {
@@ -480,6 +498,7 @@ int RunConvert(const std::vector<std::string>& args) {
     QatcV3Options opt;
     opt.chunk_elements = chunk;
     opt.threads = static_cast<int>(threads);
+    opt.chunk.effort = effort;
     s = EncodeQatcV3(src.dtype, raw, opt, collect_v3);
   }
   if (!s.ok()) return DataError(DisplayName(in), s);
