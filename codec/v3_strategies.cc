@@ -650,9 +650,11 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       // A stream no order-0 coder shrinks (mantissas) whose repeats lie
       // farther apart than the probes see (KV caches: a sequence repeated
       // later in the chunk): LZ4 over all of it is cheap at acceleration
-      // 16, and any 2% it saves can only be repeats.
+      // 16, and what it saves can only be repeats. zstd must save 1% over
+      // raw (below) and saves a little more than LZ4 does (0.2-0.4% on the
+      // CNN f16 mantissas): LZ4 must save 1.2%.
       const int lz4_size = Lz4Size(s);
-      wins = lz4_size > 0 && lz4_size < 0.98 * static_cast<double>(s.size());
+      wins = lz4_size > 0 && lz4_size < 0.988 * static_cast<double>(s.size());
     }
     if (wins) {
       QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z, choice.zstd_strategy));
@@ -813,17 +815,74 @@ Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& st
   PutLE32(h + 4, plan.stride);
   h[8] = static_cast<char>(streams.size());
   body->append(h, sizeof h);
-  bool lz_seen = false;
+  if (streams.size() > 4) return Status::InvalidArgument("more than 4 streams");
+  auto choice = [&](size_t k) { return k < plan.streams.size() ? plan.streams[k] : StreamChoice{}; };
+  auto coder_at = [&](size_t at) { return static_cast<StreamCoder>((*body)[at]); };
+  size_t starts[4] = {};  // offset of each stream's header in *body
+  size_t lz_from = streams.size();  // first stream that went to LZ by a probe
   for (size_t k = 0; k < streams.size(); ++k) {
-    StreamChoice c = k < plan.streams.size() ? plan.streams[k] : StreamChoice{};
+    StreamChoice c = choice(k);
     // Exact repeats (e.g. KV cache rows shared by sequences) repeat in every
     // stream, but the noisy mantissa streams hide them from the probe.
-    if (lz_seen) c.lz_force = true;
-    const size_t at = body->size();
+    if (lz_from < k) c.lz_force = true;
+    starts[k] = body->size();
     QATQ_RETURN_IF_ERROR(AppendStream(streams[k], c, plan.fallback, body));
-    if (c.lz_probe && static_cast<uint8_t>((*body)[at]) == static_cast<uint8_t>(StreamCoder::kZstd))
-      lz_seen = true;
+    if (lz_from == streams.size() && c.lz_probe && coder_at(starts[k]) == StreamCoder::kZstd)
+      lz_from = k;
   }
+  // The same holds backwards: repeats the probes found only in a later
+  // stream (often the mantissas, whose whole length LZ4 scans) are in the
+  // earlier ones too, which are then coded again with zstd where LZ4 on
+  // their middle 16 KiB comes within 1.6 x its order-0 entropy: long
+  // repeats. On the corpus such streams (f16 KV cache and CNN weights, LZ4
+  // at 1.31-1.43 x) came out 1.6-16% smaller; at 2.0 x and above (the bf16
+  // and f32 KV caches' exponents: LZ4 finds the short matches of any
+  // low-entropy stream) zstd saved 3% at most or lost. Repeats farther
+  // apart than that window (a sequence repeated half a chunk later) show
+  // in the later stream: where zstd took a fifth off it, LZ4 runs over the
+  // whole earlier stream instead. Not in the column layout, which cuts
+  // such repeats into short pieces, nor where every stream tried LZ
+  // already (effort >= 7).
+  if (lz_from == streams.size() || lz_from == 0 || plan.transposed || choice(0).lz_force)
+    return Status::OK();
+  const size_t lz_end = lz_from + 1 < streams.size() ? starts[lz_from + 1] : body->size();
+  const bool far_repeats =
+      static_cast<double>(lz_end - starts[lz_from] - kStreamHeaderSize) <
+      0.8 * static_cast<double>(streams[lz_from].size());
+  thread_local std::string z, rebuilt;
+  rebuilt.assign(*body, 0, starts[0]);
+  for (size_t k = 0; k < streams.size(); ++k) {
+    const size_t end = k + 1 < streams.size() ? starts[k + 1] : body->size();
+    const std::string_view old(body->data() + starts[k], end - starts[k]);
+    const StreamCoder was = coder_at(starts[k]);
+    const std::string_view s = streams[k];
+    if (k < lz_from && was != StreamCoder::kZstd && was != StreamCoder::kConstant) {
+      constexpr size_t kProbe = 16384;
+      const std::string_view part =
+          s.size() < 2 * kProbe || far_repeats ? s : s.substr((s.size() - kProbe) / 2, kProbe);
+      uint32_t hist[256];
+      ByteHistogram(part, hist);
+      const int lz4_size = Lz4Size(part);
+      if (lz4_size > 0 && lz4_size < 1.6 * EntropyBits(hist, part.size()) / 8) {
+        const StreamChoice c = choice(k);
+        QATQ_RETURN_IF_ERROR(ZstdEncode(s, c.zstd_level, &z, c.zstd_strategy));
+        // As in AppendStream: over raw, zstd must save 1%.
+        const double limit = was == StreamCoder::kRaw
+                                 ? 0.99 * static_cast<double>(s.size())
+                                 : static_cast<double>(old.size() - kStreamHeaderSize);
+        if (static_cast<double>(z.size()) < limit) {
+          char h[kStreamHeaderSize];
+          h[0] = static_cast<char>(StreamCoder::kZstd);
+          PutLE32(h + 1, static_cast<uint32_t>(z.size()));
+          rebuilt.append(h, sizeof h);
+          rebuilt.append(z);
+          continue;
+        }
+      }
+    }
+    rebuilt.append(old);
+  }
+  body->swap(rebuilt);
   return Status::OK();
 }
 
@@ -1377,6 +1436,26 @@ bool RepeatsInNaturalOrder(std::string_view raw) {
   return size > 0 && size < 0.87 * static_cast<double>(part.size());
 }
 
+// For a plan with a transform (delta or XOR against a previous row): true
+// if LZ4 alone, on the first or the middle 16 KiB of the chunk as it is,
+// comes out below 0.87 of the plan's coded ratio. The transform was chosen
+// by order-0 estimates, which do not see repeats; where LZ4 without an
+// entropy stage already beats the plan, the plain plan's LZ streams will.
+// On the corpus: the LLM weights' token embeddings (first 16 KiB at 0.25
+// and 0.64 of their bytes, plain plan 8.1% and 2.9% smaller) and never the
+// Kokoro voices, whose transform wins by 60% or more while LZ4 probes the
+// natural order at 0.30 and above.
+bool RepeatsBeatTransform(std::string_view raw, double plan_ratio) {
+  constexpr size_t kProbe = 16384;
+  for (size_t off : {size_t{0}, (raw.size() - std::min(raw.size(), kProbe)) / 2}) {
+    const std::string_view part = raw.substr(off, kProbe);
+    const int size = Lz4Size(part);
+    if (size > 0 && size < 0.87 * plan_ratio * static_cast<double>(part.size())) return true;
+    if (raw.size() < 2 * kProbe) break;
+  }
+  return false;
+}
+
 Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
                   bool allow_widened, uint8_t* strategy, std::string* body) {
   const size_t width = DTypeWidth(dtype);
@@ -1465,8 +1544,12 @@ Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& o
     // where LZ4 finds repeats in a column-layout chunk, and at effort >= 7
     // whenever the plan is not already plain.
     const bool plain = !plan.transposed && plan.transform == Transform::kNone;
-    if (!plain && (options.effort >= 7 || (options.effort >= 4 && plan.transposed &&
-                                            RepeatsInNaturalOrder(raw)))) {
+    const double plan_ratio = static_cast<double>(body->size()) / static_cast<double>(raw.size());
+    if (!plain &&
+        (options.effort >= 7 ||
+         (options.effort >= 4 && plan.transposed && RepeatsInNaturalOrder(raw)) ||
+         (options.effort >= 4 && plan.transform != Transform::kNone &&
+          RepeatsBeatTransform(raw, plan_ratio)))) {
       FieldsPlan natural = plan;
       natural.transform = Transform::kNone;
       natural.stride = 1;
