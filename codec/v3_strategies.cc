@@ -10,11 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <vector>
 
 #include "codec/endian.h"
+#include "codec/rans.h"
 #include "codec/v3_huffman.h"
 #include "codec/v3_transpose.h"
 
@@ -472,34 +472,6 @@ bool AllBytesEqual(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) { return c == s[0]; });
 }
 
-// htscodecs picks its AVX-512 rANS encoders where the CPU has AVX-512, but
-// on AMD's (Zen 4 executes 512-bit operations as two 256-bit halves) its
-// AVX2 encoders measured faster: order 0 by ~15%, order 1 by ~7%, on 64 KiB
-// exponent streams (same output; the decoders stay as detected, the
-// AVX-512 order-1 decoder being the faster there). rans_set_cpu only masks
-// what the library's own CPU detection allows.
-void PreferAvx2RansEncoders() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (__builtin_cpu_is("amd")) rans_set_cpu(0xFFFF & ~RANS_CPU_ENC_AVX512);
-  });
-#endif
-}
-
-Status RansEncode(std::string_view in, int order, std::string* out) {
-  PreferAvx2RansEncoders();
-  unsigned int bound = rans_compress_bound_4x16(static_cast<unsigned>(in.size()), order);
-  out->resize(bound);
-  unsigned int out_size = bound;
-  unsigned char* r = rans_compress_to_4x16(
-      reinterpret_cast<unsigned char*>(const_cast<char*>(in.data())), static_cast<unsigned>(in.size()),
-      reinterpret_cast<unsigned char*>(out->data()), &out_size, order);
-  if (r == nullptr) return Status::IOError("rANS encoder failed");
-  out->resize(out_size);
-  return Status::OK();
-}
-
 // zstd contexts are large (hundreds of KiB); one per thread, reused, instead
 // of one per call.
 struct ZstdContexts {
@@ -759,16 +731,8 @@ Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint
       if (p.size() != 1) return Status::Corruption("constant stream must hold one byte");
       std::memset(out->data(), p[0], n);
       return Status::OK();
-    case StreamCoder::kRans: {
-      if (n == 0 || p.empty()) return Status::Corruption("empty rANS stream");
-      unsigned int out_size = static_cast<unsigned int>(n);
-      unsigned char* r = rans_uncompress_to_4x16(
-          reinterpret_cast<unsigned char*>(const_cast<char*>(p.data())),
-          static_cast<unsigned>(p.size()), reinterpret_cast<unsigned char*>(out->data()),
-          &out_size);
-      if (r == nullptr || out_size != n) return Status::Corruption("rANS stream does not decode");
-      return Status::OK();
-    }
+    case StreamCoder::kRans:
+      return RansDecode(p, reinterpret_cast<uint8_t*>(out->data()), n);
     case StreamCoder::kZstd: {
       unsigned long long content = ZSTD_getFrameContentSize(p.data(), p.size());
       if (content != n) return Status::Corruption("zstd stream size does not match");
