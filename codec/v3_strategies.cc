@@ -1651,6 +1651,57 @@ std::string StrategyName(uint8_t strategy) {
   return "unknown-" + std::to_string(strategy);
 }
 
+Status DescribeBody(uint8_t strategy, std::string_view body, std::string* out) {
+  out->clear();
+  if (strategy == kStrategyWidened) {
+    if (body.size() < kWidenedHeaderSize) return Status::Corruption("widened body truncated");
+    const auto from = static_cast<uint8_t>(body[0]);
+    const auto inner = static_cast<uint8_t>(body[1]);
+    if (from != static_cast<uint8_t>(DType::kBF16) && from != static_cast<uint8_t>(DType::kF16))
+      return Status::Corruption("widened body names an invalid narrow dtype");
+    if (inner == kStrategyWidened) return Status::Corruption("widened body may not nest");
+    std::string inner_text;
+    QATQ_RETURN_IF_ERROR(DescribeBody(inner, body.substr(kWidenedHeaderSize), &inner_text));
+    *out = "from " + std::string(DTypeName(static_cast<DType>(from))) + ": " + StrategyName(inner);
+    if (!inner_text.empty()) *out += " " + inner_text;
+    return Status::OK();
+  }
+  if (strategy != kStrategyFields) return Status::OK();
+  if (body.size() < kFieldsHeaderSize) return Status::Corruption("fields body truncated");
+  static const char* const kTransforms[] = {"none", "xor", "delta"};
+  const auto transform = static_cast<uint8_t>(body[0]);
+  if (transform > static_cast<uint8_t>(Transform::kDelta))
+    return Status::Corruption("fields body has an unknown transform");
+  const bool transposed = (static_cast<uint8_t>(body[1]) & kFlagTransposed) != 0;
+  const uint32_t stride = GetLE32(body.data() + 4);
+  const int ns = static_cast<uint8_t>(body[8]);
+  *out = std::string(kTransforms[transform]) + "/" + std::to_string(stride) +
+         (transposed ? " columns:" : " rows:");
+  body.remove_prefix(kFieldsHeaderSize);
+  for (int k = 0; k < ns; ++k) {
+    if (body.size() < kStreamHeaderSize) return Status::Corruption("fields body truncated");
+    const auto coder = static_cast<StreamCoder>(body[0]);
+    const uint32_t len = GetLE32(body.data() + 1);
+    body.remove_prefix(kStreamHeaderSize);
+    if (len > body.size()) return Status::Corruption("fields stream truncated");
+    std::string name;
+    switch (coder) {
+      case StreamCoder::kRaw: name = "raw"; break;
+      case StreamCoder::kConstant: name = "constant"; break;
+      case StreamCoder::kZstd: name = "zstd"; break;
+      case StreamCoder::kHuffman: name = "huffman"; break;
+      case StreamCoder::kRans:
+        name = len > 0 && (static_cast<uint8_t>(body[0]) & 1) ? "rans-o1" : "rans-o0";
+        break;
+      default: name = "coder-" + std::to_string(static_cast<int>(coder));
+    }
+    *out += (k ? ", " : " ") + name + " " + std::to_string(len);
+    body.remove_prefix(len);
+  }
+  if (!body.empty()) return Status::Corruption("fields body has trailing bytes");
+  return Status::OK();
+}
+
 Status EncodeExponentOnly(DType dtype, std::string_view raw, std::string* body) {
   FieldsPlan plan;
   const size_t width = DTypeWidth(dtype);

@@ -53,6 +53,14 @@ Status DecodeBody(uint8_t strategy, DType dtype, std::string_view body, char* ds
 // "raw", "constant", "zstd", ...; "unknown-N" for ids this build lacks.
 std::string StrategyName(uint8_t strategy);
 
+// How a body is laid out, from its headers alone (no decode), for `qatq
+// inspect`: for kStrategyFields the transform, stride, layout and every
+// stream's coder and stored size, e.g. "delta/64 rows: rans-o0 23473, raw
+// 65536" ("columns" for the transposed layout); for kStrategyWidened "from
+// bf16: " and the inner body's; "" for the others. Corruption if a header
+// is malformed or its streams overrun the body.
+Status DescribeBody(uint8_t strategy, std::string_view body, std::string* out);
+
 // Internal: a fully specified encoding, for tests and benchmarks that must
 // exercise one strategy. Fields that do not apply to `strategy` are ignored.
 struct ForcedPlan {

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <string>
 
 #include "tests/testutil.h"
@@ -160,6 +162,31 @@ TEST_F(QatqCli, EncodeDecodeRoundTripsInEveryFormat) {
   EXPECT_NE(out.find("\"elements\":100001"), std::string::npos) << out;
   ASSERT_EQ(Qatq("inspect --json " + Q("t.qatq"), &err, &out), 0) << err;
   EXPECT_NE(out.find("\"format\":\"qatq-payload\""), std::string::npos) << out;
+}
+
+// Weight-like bf16 (normal values): fields chunks, whose layout and stream
+// coders inspect names per chunk.
+TEST_F(QatqCli, InspectNamesEachChunksLayoutAndStreams) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::string raw(2 * 100000, '\0');
+  for (size_t i = 0; i < 100000; ++i) {
+    const float f = normal(rng);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    const uint16_t h = static_cast<uint16_t>(u >> 16);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  test::WriteFileOrDie(P("w.bf16le"), raw);
+  std::string err, out;
+  ASSERT_EQ(Qatq("encode-chunked " + Q("w.bf16le") + " " + Q("w.v3"), &err), 0) << err;
+  ASSERT_EQ(Qatq("inspect --json " + Q("w.v3"), &err, &out), 0) << err;
+  EXPECT_NE(out.find("\"strategy_name\":\"fields\",\"layout\":\"none/"), std::string::npos)
+      << out;
+  ASSERT_EQ(Qatq("inspect " + Q("w.v3"), &err, &out), 0) << err;
+  // Exponents entropy-coded, sign and mantissa stored raw.
+  EXPECT_NE(out.find(" rans-o"), std::string::npos) << out;
+  EXPECT_NE(out.find(", raw 65536"), std::string::npos) << out;
 }
 
 TEST_F(QatqCli, ConvertsBetweenV2AndV3Losslessly) {

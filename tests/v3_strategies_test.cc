@@ -388,6 +388,60 @@ TEST(V3Strategies, Effort7FindsRepeatsTheProbesMiss) {
   EXPECT_LT(size[7], size[5] * 92 / 100) << size[5] << " vs " << size[7];
 }
 
+TEST(V3Strategies, DescribeBodyNamesTheLayoutAndEveryStream) {
+  const std::string raw = RowData(DType::kBF16, 40, 100, 1);
+  ForcedPlan plan;
+  plan.strategy = v3::kStrategyFields;
+  plan.transform = Transform::kDelta;
+  plan.stride = 100;
+  plan.coder = StreamCoder::kRans;
+  plan.rans_order = 1;
+  std::string body, text;
+  ASSERT_OK(v3::EncodeBodyForced(DType::kBF16, raw, plan, &body));
+  ASSERT_OK(v3::DescribeBody(v3::kStrategyFields, body, &text));
+  // Two streams (exponents; sign and mantissa), each "rans-o1 <bytes>".
+  EXPECT_EQ(text.rfind("delta/100 rows: rans-o1 ", 0), 0u) << text;
+  EXPECT_NE(text.find(", rans-o1 "), std::string::npos) << text;
+
+  plan.transform = Transform::kNone;
+  plan.transposed = true;
+  plan.coder = StreamCoder::kRaw;
+  ASSERT_OK(v3::EncodeBodyForced(DType::kBF16, raw, plan, &body));
+  ASSERT_OK(v3::DescribeBody(v3::kStrategyFields, body, &text));
+  EXPECT_EQ(text, "none/100 columns: raw 4000, raw 4000");
+
+  // Widened: the narrow dtype and the inner body's description.
+  std::string widened;
+  for (size_t i = 0; i < raw.size(); i += 2) widened += std::string(2, '\0') + raw.substr(i, 2);
+  plan = ForcedPlan{};
+  plan.strategy = v3::kStrategyWidened;
+  ASSERT_OK(v3::EncodeBodyForced(DType::kF32, widened, plan, &body));
+  ASSERT_OK(v3::DescribeBody(v3::kStrategyWidened, body, &text));
+  EXPECT_EQ(text.rfind("from bf16: ", 0), 0u) << text;
+
+  // Other strategies have no layout to describe.
+  ASSERT_OK(v3::DescribeBody(0, "anything", &text));
+  EXPECT_EQ(text, "");
+}
+
+TEST(V3Strategies, DescribeBodyRejectsMalformedHeaders) {
+  const std::string raw = RowData(DType::kBF16, 40, 100, 1);
+  ForcedPlan plan;
+  plan.strategy = v3::kStrategyFields;
+  plan.coder = StreamCoder::kRans;
+  std::string body, text;
+  ASSERT_OK(v3::EncodeBodyForced(DType::kBF16, raw, plan, &body));
+  for (size_t cut : {size_t{0}, size_t{5}, size_t{9}, size_t{12}, body.size() - 1}) {
+    EXPECT_TRUE(v3::DescribeBody(v3::kStrategyFields, body.substr(0, cut), &text).IsCorruption())
+        << cut;
+  }
+  EXPECT_TRUE(v3::DescribeBody(v3::kStrategyFields, body + "x", &text).IsCorruption());
+  std::string bad = body;
+  bad[0] = 9;  // unknown transform
+  EXPECT_TRUE(v3::DescribeBody(v3::kStrategyFields, bad, &text).IsCorruption());
+  EXPECT_TRUE(v3::DescribeBody(v3::kStrategyWidened, "\x01", &text).IsCorruption());
+}
+
 TEST(V3Strategies, UnknownStrategyIsNotSupported) {
   char dst[4];
   Status s = v3::DecodeBody(200, DType::kF32, std::string_view("abcd", 4), dst, 4);

@@ -76,7 +76,8 @@ constexpr const char* kInspectUsage =
     "usage: qatq inspect [--json] FILE\n"
     "Validates the structure of a payload or container (not the chunk contents) and\n"
     "prints its header, dtype, element and chunk counts, per-chunk strategy and\n"
-    "sizes, and the overall ratio (file bytes / raw bytes).\n";
+    "sizes (v3: also each chunk's layout and stream coders), and the overall ratio\n"
+    "(file bytes / raw bytes).\n";
 
 struct Cmd {
   std::string name;
@@ -565,6 +566,7 @@ struct ChunkRow {
   uint8_t strategy;
   std::string strategy_name;
   uint32_t stride;
+  std::string layout = {};  // v3: v3::DescribeBody of the record body
 };
 
 int RunInspect(const std::vector<std::string>& args) {
@@ -606,8 +608,15 @@ int RunInspect(const std::vector<std::string>& args) {
     elements = index.element_count;
     chunk_elements = index.chunk_elements;
     for (const auto& c : index.chunks) {
-      rows.push_back({c.offset, c.record_len, c.raw_len / DTypeWidth(index.dtype), c.strategy,
-                      v3::StrategyName(c.strategy), 0});
+      ChunkRow row{c.offset, c.record_len, c.raw_len / DTypeWidth(index.dtype), c.strategy,
+                   v3::StrategyName(c.strategy), 0};
+      // ReadQatcV3Index checked every record's extent and header.
+      const std::string_view body =
+          data.substr(c.offset + kChunkRecordHeaderSize, c.record_len - kChunkRecordHeaderSize);
+      if (!(s = v3::DescribeBody(c.strategy, body, &row.layout)).ok()) {
+        return DataError(DisplayName(in), s.WithContext("chunk " + std::to_string(rows.size())));
+      }
+      rows.push_back(std::move(row));
     }
   } else {
     PayloadInfo info;
@@ -641,6 +650,7 @@ int RunInspect(const std::vector<std::string>& args) {
                   k ? "," : "", k, r.offset, r.length, r.elements, r.strategy,
                   JsonString(r.strategy_name).c_str());
       if (r.stride) std::printf(",\"stride\":%u", r.stride);
+      if (!r.layout.empty()) std::printf(",\"layout\":%s", JsonString(r.layout).c_str());
       std::printf("}");
     }
     std::printf("]}\n");
@@ -664,6 +674,7 @@ int RunInspect(const std::vector<std::string>& args) {
     std::printf("%6zu %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8.4f  %u %s", k, r.offset,
                 r.length, r.elements, cr, r.strategy, r.strategy_name.c_str());
     if (r.stride) std::printf(" (stride %u)", r.stride);
+    if (!r.layout.empty()) std::printf(" %s", r.layout.c_str());
     std::printf("\n");
   }
   return kExitOk;

@@ -38,6 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         static_cast<uint32_t>(data[2]) * 64 * static_cast<uint32_t>(qatq::DTypeWidth(dtype));
     std::string dst(raw_len, '\0');
     qatq::v3::DecodeBody(strategy, dtype, in.substr(3), dst.data(), raw_len).IgnoreError();
+    std::string layout;  // qatq inspect's header parser
+    qatq::v3::DescribeBody(data[0] % 6, in.substr(3), &layout).IgnoreError();
     if (raw_len > 0)
       qatq::v3::HuffmanDecode(in.substr(3), reinterpret_cast<uint8_t*>(dst.data()), raw_len)
           .IgnoreError();
