@@ -519,6 +519,34 @@ int Lz4Size(std::string_view part) {
                            static_cast<int>(lz4.size()), kAcceleration);
 }
 
+// The `len` bytes in the middle of `s` (all of it if shorter): the probes'
+// window.
+std::string_view Middle(std::string_view s, size_t len) {
+  return s.substr((s.size() - std::min(s.size(), len)) / 2, len);
+}
+
+// True if LZ4 alone codes `part` in under `fraction` of its bytes.
+bool Lz4Below(std::string_view part, double fraction) {
+  const int size = Lz4Size(part);
+  return size > 0 && size < fraction * static_cast<double>(part.size());
+}
+
+// The size a zstd frame must undercut to replace a stream of n bytes now
+// coded as `coder` in `coded` bytes: over raw, zstd must save 1% (raw
+// streams decode for free).
+double ZstdMustUndercut(StreamCoder coder, size_t coded, size_t n) {
+  return coder == StreamCoder::kRaw ? 0.99 * static_cast<double>(n) : static_cast<double>(coded);
+}
+
+// Appends a stream header (coder byte, LE32 length) and its bytes.
+void AppendCodedStream(StreamCoder coder, std::string_view bytes, std::string* body) {
+  char h[kStreamHeaderSize];
+  h[0] = static_cast<char>(coder);
+  PutLE32(h + 1, static_cast<uint32_t>(bytes.size()));
+  body->append(h, sizeof h);
+  body->append(bytes);
+}
+
 // Appends one coded stream (coder byte, length, payload). With `fallback`,
 // raw or constant replace the coder when they are no larger.
 Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallback,
@@ -616,8 +644,7 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     };
     bool wins = choice.lz_force;
     if (!wins) QATQ_RETURN_IF_ERROR(lz_wins(s.substr(0, 4096), 0.8, &wins));
-    if (!wins && s.size() >= 2 * kProbe)
-      QATQ_RETURN_IF_ERROR(lz_wins(s.substr((s.size() - kProbe) / 2, kProbe), 1.0, &wins));
+    if (!wins && s.size() >= 2 * kProbe) QATQ_RETURN_IF_ERROR(lz_wins(Middle(s, kProbe), 1.0, &wins));
     if (!wins && s.size() >= 2 * kProbe && coder == StreamCoder::kRaw) {
       // A stream no order-0 coder shrinks (mantissas) whose repeats lie
       // farther apart than the probes see (KV caches: a sequence repeated
@@ -625,8 +652,7 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
       // 16, and what it saves can only be repeats. zstd must save 1% over
       // raw (below) and saves a little more than LZ4 does (0.2-0.4% on the
       // CNN f16 mantissas): LZ4 must save 1.2%.
-      const int lz4_size = Lz4Size(s);
-      wins = lz4_size > 0 && lz4_size < 0.988 * static_cast<double>(s.size());
+      wins = Lz4Below(s, 0.988);
     }
     if (wins) {
       QATQ_RETURN_IF_ERROR(ZstdEncode(s, choice.zstd_level, &z, choice.zstd_strategy));
@@ -684,10 +710,7 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
     }
   }
   if (have_z) {
-    // Over raw, zstd must save 1%: raw streams decode for free.
-    const double current = coder == StreamCoder::kRaw ? 0.99 * static_cast<double>(s.size())
-                                                      : static_cast<double>(payload.size());
-    if (z.size() < current) {
+    if (static_cast<double>(z.size()) < ZstdMustUndercut(coder, payload.size(), s.size())) {
       coder = StreamCoder::kZstd;
       payload.swap(z);
     }
@@ -699,32 +722,76 @@ Status AppendStream(std::string_view s, const StreamChoice& choice, bool fallbac
   if (coder == StreamCoder::kRaw) out = s;
   else if (coder == StreamCoder::kConstant) out = s.substr(0, 1);
   else out = payload;
-  char h[kStreamHeaderSize];
-  h[0] = static_cast<char>(coder);
-  PutLE32(h + 1, static_cast<uint32_t>(out.size()));
-  body->append(h, sizeof h);
-  body->append(out);
+  AppendCodedStream(coder, out, body);
   return Status::OK();
 }
 
 // Decodes one stream of exactly n bytes from the front of *body; *data
 // points into the body (raw streams) or into *out.
-Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint8_t** data) {
+// The headers of fields and widened bodies, parsed once for the decoder and
+// for DescribeBody (qatq inspect).
+struct FieldsHeader {
+  Transform transform = Transform::kNone;
+  bool transposed = false;
+  uint32_t stride = 1;
+  int streams = 0;
+};
+
+// Parses the fields header at the front of *body and removes it.
+Status ReadFieldsHeader(std::string_view* body, FieldsHeader* h) {
+  if (body->size() < kFieldsHeaderSize) return Status::Corruption("fields body truncated");
+  const auto* b = reinterpret_cast<const uint8_t*>(body->data());
+  if (b[0] > static_cast<uint8_t>(Transform::kDelta))
+    return Status::Corruption("fields body has an unknown transform");
+  if ((b[1] & ~kFlagTransposed) != 0 || b[2] != 0 || b[3] != 0)
+    return Status::Corruption("fields body reserved bits are not zero");
+  h->transform = static_cast<Transform>(b[0]);
+  h->transposed = (b[1] & kFlagTransposed) != 0;
+  h->stride = GetLE32(body->data() + 4);
+  if (h->stride == 0) return Status::Corruption("fields body stride is zero");
+  h->streams = b[8];
+  body->remove_prefix(kFieldsHeaderSize);
+  return Status::OK();
+}
+
+// Removes the next stream (header and stored bytes) from the front of *body.
+Status NextStream(std::string_view* body, StreamCoder* coder, std::string_view* bytes) {
   if (body->size() < kStreamHeaderSize) return Status::Corruption("fields body truncated");
-  const uint8_t coder = static_cast<uint8_t>((*body)[0]);
+  *coder = static_cast<StreamCoder>((*body)[0]);
   const uint32_t len = GetLE32(body->data() + 1);
   body->remove_prefix(kStreamHeaderSize);
   if (len > body->size()) return Status::Corruption("fields stream truncated");
-  std::string_view p = body->substr(0, len);
+  *bytes = body->substr(0, len);
   body->remove_prefix(len);
-  if (static_cast<StreamCoder>(coder) == StreamCoder::kRaw) {
+  return Status::OK();
+}
+
+// Parses the widened header at the front of *body and removes it.
+Status ReadWidenedHeader(std::string_view* body, DType* from, uint8_t* inner) {
+  if (body->size() < kWidenedHeaderSize) return Status::Corruption("widened body truncated");
+  const auto* b = reinterpret_cast<const uint8_t*>(body->data());
+  if (b[2] != 0 || b[3] != 0) return Status::Corruption("widened body reserved bytes are not zero");
+  if (b[0] != static_cast<uint8_t>(DType::kBF16) && b[0] != static_cast<uint8_t>(DType::kF16))
+    return Status::Corruption("widened body names an invalid narrow dtype");
+  if (b[1] == kStrategyWidened) return Status::Corruption("widened body may not nest");
+  *from = static_cast<DType>(b[0]);
+  *inner = b[1];
+  body->remove_prefix(kWidenedHeaderSize);
+  return Status::OK();
+}
+
+Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint8_t** data) {
+  StreamCoder coder = StreamCoder::kRaw;
+  std::string_view p;
+  QATQ_RETURN_IF_ERROR(NextStream(body, &coder, &p));
+  if (coder == StreamCoder::kRaw) {
     if (p.size() != n) return Status::Corruption("raw stream length mismatch");
     *data = reinterpret_cast<const uint8_t*>(p.data());
     return Status::OK();
   }
   if (out->size() < n) out->resize(n);
   *data = reinterpret_cast<const uint8_t*>(out->data());
-  switch (static_cast<StreamCoder>(coder)) {
+  switch (coder) {
     case StreamCoder::kRaw:
       return Status::OK();
     case StreamCoder::kConstant:
@@ -743,7 +810,7 @@ Status ReadStream(std::string_view* body, size_t n, std::string* out, const uint
     case StreamCoder::kHuffman:
       return HuffmanDecode(p, reinterpret_cast<uint8_t*>(out->data()), n);
   }
-  return Status::Corruption("unknown stream coder " + std::to_string(coder));
+  return Status::Corruption("unknown stream coder " + std::to_string(static_cast<int>(coder)));
 }
 
 // ---------------------------------------------------------------------------
@@ -822,24 +889,16 @@ Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& st
     const std::string_view s = streams[k];
     if (k < lz_from && was != StreamCoder::kZstd && was != StreamCoder::kConstant) {
       constexpr size_t kProbe = 16384;
-      const std::string_view part =
-          s.size() < 2 * kProbe || far_repeats ? s : s.substr((s.size() - kProbe) / 2, kProbe);
+      const std::string_view part = s.size() < 2 * kProbe || far_repeats ? s : Middle(s, kProbe);
       uint32_t hist[256];
       ByteHistogram(part, hist);
       const int lz4_size = Lz4Size(part);
       if (lz4_size > 0 && lz4_size < 1.6 * EntropyBits(hist, part.size()) / 8) {
         const StreamChoice c = choice(k);
         QATQ_RETURN_IF_ERROR(ZstdEncode(s, c.zstd_level, &z, c.zstd_strategy));
-        // As in AppendStream: over raw, zstd must save 1%.
-        const double limit = was == StreamCoder::kRaw
-                                 ? 0.99 * static_cast<double>(s.size())
-                                 : static_cast<double>(old.size() - kStreamHeaderSize);
-        if (static_cast<double>(z.size()) < limit) {
-          char h[kStreamHeaderSize];
-          h[0] = static_cast<char>(StreamCoder::kZstd);
-          PutLE32(h + 1, static_cast<uint32_t>(z.size()));
-          rebuilt.append(h, sizeof h);
-          rebuilt.append(z);
+        if (static_cast<double>(z.size()) <
+            ZstdMustUndercut(was, old.size() - kStreamHeaderSize, s.size())) {
+          AppendCodedStream(StreamCoder::kZstd, z, &rebuilt);
           continue;
         }
       }
@@ -851,18 +910,10 @@ Status AssembleFields(const FieldsPlan& plan, const std::vector<std::string>& st
 }
 
 Status DecodeFields(DType dtype, std::string_view body, char* dst, uint32_t raw_len) {
-  if (body.size() < kFieldsHeaderSize) return Status::Corruption("fields body truncated");
-  const uint8_t transform = static_cast<uint8_t>(body[0]);
-  const uint8_t flags = static_cast<uint8_t>(body[1]);
-  if (transform > static_cast<uint8_t>(Transform::kDelta))
-    return Status::Corruption("fields body has an unknown transform");
-  if ((flags & ~kFlagTransposed) != 0 || body[2] != 0 || body[3] != 0)
-    return Status::Corruption("fields body reserved bits are not zero");
-  const uint32_t stride = GetLE32(body.data() + 4);
-  if (stride == 0) return Status::Corruption("fields body stride is zero");
-  const int ns = static_cast<uint8_t>(body[8]);
+  FieldsHeader fh;
+  QATQ_RETURN_IF_ERROR(ReadFieldsHeader(&body, &fh));
+  const int ns = fh.streams;
   if (ns != StreamCount(dtype)) return Status::Corruption("fields body has a wrong stream count");
-  body.remove_prefix(kFieldsHeaderSize);
   const size_t n = raw_len / DTypeWidth(dtype);
   // Scratch for decoded streams, reused across chunks on this thread.
   thread_local std::string scratch[4];
@@ -870,8 +921,8 @@ Status DecodeFields(DType dtype, std::string_view body, char* dst, uint32_t raw_
   for (int k = 0; k < ns; ++k)
     QATQ_RETURN_IF_ERROR(ReadStream(&body, n, &scratch[k], &streams[k]));
   if (!body.empty()) return Status::Corruption("fields body has trailing bytes");
-  Layout lay{n, stride, n / stride, (flags & kFlagTransposed) != 0};
-  Merge(dtype, streams, static_cast<Transform>(transform), lay, dst);
+  Layout lay{n, fh.stride, n / fh.stride, fh.transposed};
+  Merge(dtype, streams, fh.transform, lay, dst);
   return Status::OK();
 }
 
@@ -942,22 +993,17 @@ bool NarrowExact(std::string_view raw, DType from, std::string* narrow) {
 }
 
 Status DecodeWidened(std::string_view body, char* dst, uint32_t raw_len) {
-  if (body.size() < kWidenedHeaderSize) return Status::Corruption("widened body truncated");
-  const uint8_t from = static_cast<uint8_t>(body[0]);
-  const uint8_t inner = static_cast<uint8_t>(body[1]);
-  if (body[2] != 0 || body[3] != 0)
-    return Status::Corruption("widened body reserved bytes are not zero");
-  if (from != static_cast<uint8_t>(DType::kBF16) && from != static_cast<uint8_t>(DType::kF16))
-    return Status::Corruption("widened body names an invalid narrow dtype");
-  if (inner == kStrategyWidened) return Status::Corruption("widened body may not nest");
+  DType from;
+  uint8_t inner;
+  QATQ_RETURN_IF_ERROR(ReadWidenedHeader(&body, &from, &inner));
   const size_t n = raw_len / 4;
   std::string narrow(n * 2, '\0');
-  QATQ_RETURN_IF_ERROR(DecodeBody(inner, static_cast<DType>(from), body.substr(kWidenedHeaderSize),
-                                  narrow.data(), static_cast<uint32_t>(n * 2)));
+  QATQ_RETURN_IF_ERROR(
+      DecodeBody(inner, from, body, narrow.data(), static_cast<uint32_t>(n * 2)));
   for (size_t i = 0; i < n; ++i) {
     const uint16_t h = LoadW<uint16_t>(narrow.data() + i * 2);
     const uint32_t f =
-        from == static_cast<uint8_t>(DType::kBF16) ? uint32_t{h} << 16 : F16ToF32Bits(h);
+        from == DType::kBF16 ? uint32_t{h} << 16 : F16ToF32Bits(h);
     std::memcpy(dst + i * 4, &f, 4);
   }
   return Status::OK();
@@ -1393,12 +1439,7 @@ void FirstStream(DType dtype, std::string_view raw, size_t m, uint8_t* out) {
 // (CNN weights, whose low-entropy exponent bytes give LZ4 short matches);
 // a synthetic tensor's norm rows probed at 0.97-0.98 and lost too, each try
 // costing a second encode of the chunk.
-bool RepeatsInNaturalOrder(std::string_view raw) {
-  constexpr size_t kProbe = 16384;
-  const std::string_view part = raw.substr((raw.size() - std::min(raw.size(), kProbe)) / 2, kProbe);
-  const int size = Lz4Size(part);
-  return size > 0 && size < 0.87 * static_cast<double>(part.size());
-}
+bool RepeatsInNaturalOrder(std::string_view raw) { return Lz4Below(Middle(raw, 16384), 0.87); }
 
 // For a plan with a transform (delta or XOR against a previous row): true
 // if LZ4 alone, on the first or the middle 16 KiB of the chunk as it is,
@@ -1411,13 +1452,8 @@ bool RepeatsInNaturalOrder(std::string_view raw) {
 // natural order at 0.30 and above.
 bool RepeatsBeatTransform(std::string_view raw, double plan_ratio) {
   constexpr size_t kProbe = 16384;
-  for (size_t off : {size_t{0}, (raw.size() - std::min(raw.size(), kProbe)) / 2}) {
-    const std::string_view part = raw.substr(off, kProbe);
-    const int size = Lz4Size(part);
-    if (size > 0 && size < 0.87 * plan_ratio * static_cast<double>(part.size())) return true;
-    if (raw.size() < 2 * kProbe) break;
-  }
-  return false;
+  return Lz4Below(raw.substr(0, kProbe), 0.87 * plan_ratio) ||
+         (raw.size() >= 2 * kProbe && Lz4Below(Middle(raw, kProbe), 0.87 * plan_ratio));
 }
 
 Status EncodeBest(DType dtype, std::string_view raw, const ChunkEncodeOptions& options,
@@ -1654,36 +1690,25 @@ std::string StrategyName(uint8_t strategy) {
 Status DescribeBody(uint8_t strategy, std::string_view body, std::string* out) {
   out->clear();
   if (strategy == kStrategyWidened) {
-    if (body.size() < kWidenedHeaderSize) return Status::Corruption("widened body truncated");
-    const auto from = static_cast<uint8_t>(body[0]);
-    const auto inner = static_cast<uint8_t>(body[1]);
-    if (from != static_cast<uint8_t>(DType::kBF16) && from != static_cast<uint8_t>(DType::kF16))
-      return Status::Corruption("widened body names an invalid narrow dtype");
-    if (inner == kStrategyWidened) return Status::Corruption("widened body may not nest");
+    DType from;
+    uint8_t inner;
+    QATQ_RETURN_IF_ERROR(ReadWidenedHeader(&body, &from, &inner));
     std::string inner_text;
-    QATQ_RETURN_IF_ERROR(DescribeBody(inner, body.substr(kWidenedHeaderSize), &inner_text));
-    *out = "from " + std::string(DTypeName(static_cast<DType>(from))) + ": " + StrategyName(inner);
+    QATQ_RETURN_IF_ERROR(DescribeBody(inner, body, &inner_text));
+    *out = "from " + std::string(DTypeName(from)) + ": " + StrategyName(inner);
     if (!inner_text.empty()) *out += " " + inner_text;
     return Status::OK();
   }
   if (strategy != kStrategyFields) return Status::OK();
-  if (body.size() < kFieldsHeaderSize) return Status::Corruption("fields body truncated");
+  FieldsHeader fh;
+  QATQ_RETURN_IF_ERROR(ReadFieldsHeader(&body, &fh));
   static const char* const kTransforms[] = {"none", "xor", "delta"};
-  const auto transform = static_cast<uint8_t>(body[0]);
-  if (transform > static_cast<uint8_t>(Transform::kDelta))
-    return Status::Corruption("fields body has an unknown transform");
-  const bool transposed = (static_cast<uint8_t>(body[1]) & kFlagTransposed) != 0;
-  const uint32_t stride = GetLE32(body.data() + 4);
-  const int ns = static_cast<uint8_t>(body[8]);
-  *out = std::string(kTransforms[transform]) + "/" + std::to_string(stride) +
-         (transposed ? " columns:" : " rows:");
-  body.remove_prefix(kFieldsHeaderSize);
-  for (int k = 0; k < ns; ++k) {
-    if (body.size() < kStreamHeaderSize) return Status::Corruption("fields body truncated");
-    const auto coder = static_cast<StreamCoder>(body[0]);
-    const uint32_t len = GetLE32(body.data() + 1);
-    body.remove_prefix(kStreamHeaderSize);
-    if (len > body.size()) return Status::Corruption("fields stream truncated");
+  *out = std::string(kTransforms[static_cast<int>(fh.transform)]) + "/" +
+         std::to_string(fh.stride) + (fh.transposed ? " columns:" : " rows:");
+  for (int k = 0; k < fh.streams; ++k) {
+    StreamCoder coder = StreamCoder::kRaw;
+    std::string_view bytes;
+    QATQ_RETURN_IF_ERROR(NextStream(&body, &coder, &bytes));
     std::string name;
     switch (coder) {
       case StreamCoder::kRaw: name = "raw"; break;
@@ -1691,12 +1716,11 @@ Status DescribeBody(uint8_t strategy, std::string_view body, std::string* out) {
       case StreamCoder::kZstd: name = "zstd"; break;
       case StreamCoder::kHuffman: name = "huffman"; break;
       case StreamCoder::kRans:
-        name = len > 0 && (static_cast<uint8_t>(body[0]) & 1) ? "rans-o1" : "rans-o0";
+        name = !bytes.empty() && (static_cast<uint8_t>(bytes[0]) & 1) ? "rans-o1" : "rans-o0";
         break;
       default: name = "coder-" + std::to_string(static_cast<int>(coder));
     }
-    *out += (k ? ", " : " ") + name + " " + std::to_string(len);
-    body.remove_prefix(len);
+    *out += (k ? ", " : " ") + name + " " + std::to_string(bytes.size());
   }
   if (!body.empty()) return Status::Corruption("fields body has trailing bytes");
   return Status::OK();
