@@ -3,10 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <cstring>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <string>
 
 #include "tests/testutil.h"
@@ -167,17 +165,7 @@ TEST_F(QatqCli, EncodeDecodeRoundTripsInEveryFormat) {
 // Weight-like bf16 (normal values): fields chunks, whose layout and stream
 // coders inspect names per chunk.
 TEST_F(QatqCli, InspectNamesEachChunksLayoutAndStreams) {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  std::string raw(2 * 100000, '\0');
-  for (size_t i = 0; i < 100000; ++i) {
-    const float f = normal(rng);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    const uint16_t h = static_cast<uint16_t>(u >> 16);
-    std::memcpy(raw.data() + 2 * i, &h, 2);
-  }
-  test::WriteFileOrDie(P("w.bf16le"), raw);
+  test::WriteFileOrDie(P("w.bf16le"), test::NormalBf16(100000, 0.02f, 5));
   std::string err, out;
   ASSERT_EQ(Qatq("encode-chunked " + Q("w.bf16le") + " " + Q("w.v3"), &err), 0) << err;
   ASSERT_EQ(Qatq("inspect --json " + Q("w.v3"), &err, &out), 0) << err;

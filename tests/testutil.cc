@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -44,6 +45,20 @@ std::string RandomBytes(size_t n, uint64_t seed) {
     for (size_t j = 0; j < 8 && i + j < n; ++j) s[i + j] = static_cast<char>(v >> (8 * j));
   }
   return s;
+}
+
+std::string NormalBf16(size_t n, float sigma, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, sigma);
+  std::string raw(2 * n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    const float f = normal(rng);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    const uint16_t h = static_cast<uint16_t>(u >> 16);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  return raw;
 }
 
 TempDir::TempDir() {

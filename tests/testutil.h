@@ -40,6 +40,10 @@ void WriteFileOrDie(const std::filesystem::path& p, const std::string& data);
 // Deterministic pseudo-random bytes.
 std::string RandomBytes(size_t n, uint64_t seed);
 
+// n bf16 values (little-endian bytes) of N(0, sigma), truncated from f32:
+// weight-like exponent and mantissa statistics.
+std::string NormalBf16(size_t n, float sigma, uint32_t seed);
+
 // A fresh directory under $TMPDIR, removed by the destructor.
 class TempDir {
  public:

@@ -80,20 +80,14 @@ std::string RowData(DType dtype, size_t rows, size_t cols, uint64_t seed) {
   return raw;
 }
 
-// n bf16 values (little-endian bytes) of N(0, sigma), truncated from f32:
-// weight-like exponent and mantissa statistics.
-std::string NormalBf16(size_t n, float sigma, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sigma);
-  std::string raw(2 * n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    const float f = normal(rng);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    const uint16_t h = static_cast<uint16_t>(u >> 16);
-    std::memcpy(raw.data() + 2 * i, &h, 2);
-  }
-  return raw;
+// Size of the body EncodeBody writes for `raw` at `effort`.
+size_t BodySizeAtEffort(DType dtype, const std::string& raw, int effort) {
+  ChunkEncodeOptions opt;
+  opt.effort = effort;
+  uint8_t strategy = 0;
+  std::string body;
+  EXPECT_OK(v3::EncodeBody(dtype, raw, opt, &strategy, &body));
+  return body.size();
 }
 
 const DType kAllDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kBytes};
@@ -300,7 +294,7 @@ TEST(V3Strategies, EveryEffortRoundTrips) {
 // Efforts 0-2 trade ~1% of the exponent stream for speed: its coder is
 // Huffman there and rANS from effort 3 on (docs/FORMAT-v3.md, section 4).
 TEST(V3Strategies, FastEffortsCodeExponentsWithHuffman) {
-  const std::string raw = NormalBf16(65536, 0.02f, 3);
+  const std::string raw = test::NormalBf16(65536, 0.02f, 3);
   for (int effort : {0, 1, 2, 3, 5}) {
     ChunkEncodeOptions opt;
     opt.effort = effort;
@@ -346,7 +340,7 @@ TEST(V3Strategies, RepeatedBlocksNeverLoseToWholeChunkZstd) {
 // every probe window, but the mantissa stream (incompressible alone) still
 // gets LZ over all of it.
 TEST(V3Strategies, RepeatsFarApartInAnIncompressibleStreamAreFound) {
-  const std::string half = NormalBf16(32768, 1.0f, 11);
+  const std::string half = test::NormalBf16(32768, 1.0f, 11);
   const std::string raw = half + half;
   uint8_t strategy = 0;
   std::string body;
@@ -365,7 +359,7 @@ TEST(V3Strategies, RepeatsFarApartInAnIncompressibleStreamAreFound) {
 // beyond every probe window of effort 5, so only effort 7, which tries LZ
 // on every stream, finds it.
 TEST(V3Strategies, Effort7FindsRepeatsTheProbesMiss) {
-  const std::string first = NormalBf16(32768, 1.0f, 5);
+  const std::string first = test::NormalBf16(32768, 1.0f, 5);
   std::string raw = first + first;
   std::mt19937 rng(6);
   for (size_t i = 32768; i < 65536; ++i) {  // new mantissas in the second half
@@ -374,18 +368,15 @@ TEST(V3Strategies, Effort7FindsRepeatsTheProbesMiss) {
     h = static_cast<uint16_t>((h & 0xff80) | (rng() & 0x7f));
     std::memcpy(raw.data() + 2 * i, &h, 2);
   }
-  size_t size[10] = {};
+  const size_t size5 = BodySizeAtEffort(DType::kBF16, raw, 5);
+  const size_t size7 = BodySizeAtEffort(DType::kBF16, raw, 7);
   for (int effort : {5, 7}) {
     ChunkEncodeOptions opt;
     opt.effort = effort;
-    uint8_t strategy = 0;
-    std::string body;
-    ASSERT_OK(v3::EncodeBody(DType::kBF16, raw, opt, &strategy, &body));
-    size[effort] = body.size();
     RoundTripRecord(DType::kBF16, raw, opt);
   }
   // The exponent stream is ~1/3 of the effort-5 body; LZ halves it.
-  EXPECT_LT(size[7], size[5] * 92 / 100) << size[5] << " vs " << size[7];
+  EXPECT_LT(size7, size5 * 92 / 100) << size5 << " vs " << size7;
 }
 
 TEST(V3Strategies, DescribeBodyNamesTheLayoutAndEveryStream) {
@@ -631,16 +622,9 @@ TEST(V3Corpus, TokenEmbeddingRepeatsWinOverTheRowTransform) {
     const std::filesystem::path path = shared / "corpus" / name;
     if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
     const std::string raw = test::ReadFileOrDie(path).substr(0, 65536 * DTypeWidth(dtype));
-    size_t size[10] = {};
-    for (int effort : {5, 7}) {
-      ChunkEncodeOptions opt;
-      opt.effort = effort;
-      uint8_t strategy = 0;
-      std::string body;
-      ASSERT_OK(v3::EncodeBody(dtype, raw, opt, &strategy, &body));
-      size[effort] = body.size();
-    }
-    EXPECT_LE(size[5], size[7] * 101 / 100) << name << ": " << size[5] << " vs " << size[7];
+    const size_t size5 = BodySizeAtEffort(dtype, raw, 5);
+    const size_t size7 = BodySizeAtEffort(dtype, raw, 7);
+    EXPECT_LE(size5, size7 * 101 / 100) << name << ": " << size5 << " vs " << size7;
     RoundTripRecord(dtype, raw);
   }
 }
