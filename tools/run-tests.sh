@@ -47,7 +47,8 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQATQFS_TSA
 ninja -C build-tsan -j"$JOBS" "${TSAN_TESTS[@]}"
 tsan_failed=0
 for t in "${TSAN_TESTS[@]}"; do
-  if TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout 900 "build-tsan/tests/$t" \
+  if TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp" \
+      timeout 900 "build-tsan/tests/$t" \
       >"build-tsan/$t.log" 2>&1; then
     echo "tsan: $t ok ($(grep -o '[0-9]* tests\? from .* ran' "build-tsan/$t.log" | tail -1))"
   else
